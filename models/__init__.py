@@ -1,0 +1,1 @@
+"""The trained models that ship with aedge (.aem files; see FORMAT.md)."""

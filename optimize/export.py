@@ -1,0 +1,113 @@
+"""Export a trained run to one .aem model file: TFLite encoder and decoder (int8 and float32)
+and the integer entropy tables.
+
+`python -m aedge.optimize.export runs/q2 --data DIR -o models/q2.aem --level 2`
+
+int8 is post-training quantization, calibrated on crops from the training data (never on the
+benchmark images). Inputs and outputs stay float32 so the runtime needs no knowledge of the
+quantization parameters.
+"""
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+CALIBRATION_CROPS = 48
+CALIBRATION_SIZE = 256
+
+
+def load_codec(run_dir):
+    from aedge.train.model import Codec
+
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    codec = Codec(config["lmbda"], n=config["n"], m=config["m"])
+    codec.build((None, 64, 64, 3))
+    codec.load_weights(str(run_dir / "final.weights.h5"))
+    return codec, config
+
+
+def calibration_images(data_dir, count=CALIBRATION_CROPS, size=CALIBRATION_SIZE, seed=1):
+    from aedge.train import data
+
+    files = data.find_images(data_dir)
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(files), size=min(count, len(files)), replace=False)
+    ds = data.validation_dataset([files[i] for i in sorted(picked)], crop=size)
+    return [batch.numpy() for batch in ds]
+
+
+def to_tflite(layer, channels, representative=None):
+    """float32 flatbuffer, or int8 when calibration inputs are given.
+
+    The int8 graph keeps GDN's SQRT and RSQRT in float: XNNPACK has no int8 kernel for them,
+    and LiteRT's reference kernels made the encoder twenty times slower (600 ms instead of
+    30 ms on a Kodak image here). Everything else, convolutions above all, is int8.
+    """
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec((1, None, None, channels), tf.float32)])
+    def network(x):
+        return layer(x)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [network.get_concrete_function()], layer)
+    if representative is None:
+        return converter.convert()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    dataset = lambda: ([r] for r in representative)
+    converter.representative_dataset = dataset
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["RSQRT", "SQRT"])
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=dataset, debug_options=options)
+    return debugger.get_nondebug_quantized_model()
+
+
+def export(run_dir, data_dir, level, name=None):
+    """Returns (manifest, networks, medians, offsets, freqs) ready for modelfile.write."""
+    from aedge.optimize import entropy_tables
+
+    codec, config = load_codec(run_dir)
+    medians, offsets, freqs = entropy_tables.build(codec.entropy_bottleneck)
+    images = calibration_images(data_dir)
+    latents = [np.round(codec.g_a(x).numpy() - medians) + medians for x in images]
+    networks = {
+        ("encoder", "float32"): to_tflite(codec.g_a, 3),
+        ("decoder", "float32"): to_tflite(codec.g_s, codec.m),
+        ("encoder", "int8"): to_tflite(codec.g_a, 3, images),
+        ("decoder", "int8"): to_tflite(codec.g_s, codec.m, latents),
+    }
+    manifest = {
+        "name": name or f"aedge-factorized-q{level}",
+        "level": level,
+        "architecture": "factorized-prior",
+        "downsampling": 16,
+        "latent_channels": codec.m,
+        "lmbda": config["lmbda"],
+        "training": {k: config[k] for k in ("steps", "batch", "crop", "data", "init_from")
+                     if k in config},
+        "coded_channels": int(sum(len(f) > 1 for f in freqs)),
+    }
+    return manifest, networks, medians, offsets, freqs
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Training photos, for int8 calibration.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--level", type=int, required=True, help="Quality level this model serves.")
+def main(run_dir, data_dir, output, level):
+    """Export RUN_DIR's final weights to one .aem model file."""
+    from aedge import modelfile
+
+    manifest, networks, medians, offsets, freqs = export(run_dir, data_dir, level)
+    modelfile.write(output, manifest, networks, medians, offsets, freqs)
+    sizes = ", ".join(f"{p}.{v} {len(b) / 1e3:.0f} kB" for (p, v), b in sorted(networks.items()))
+    click.echo(f"wrote {output}: {manifest['coded_channels']}/{len(freqs)} latent "
+               f"channels coded; {sizes}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""aedge: learned image compression for small CPU devices."""

@@ -1,0 +1,150 @@
+"""Interleaved rANS entropy coding, in integer numpy arithmetic only.
+
+Every symbol i is coded with its own frequency table, tables[i], from a set of static tables
+(one per latent channel). Symbol i goes to lane i % lanes; all lanes advance together, one
+numpy operation per step over the lanes, which is what makes pure numpy fast enough here.
+
+State x of each lane lies in [2**16, 2**32); the stream is made of 16-bit words; frequencies
+sum to 2**16. Integer arithmetic only, so a stream decodes bit-exactly on any machine.
+
+Stream layout (little-endian uint16 words): for each lane, its final encoder state as
+(low word, high word); then the renormalisation words in the order the decoder reads them.
+"""
+import numpy as np
+
+from aedge.errors import AedgeError
+
+PRECISION = 16
+TOTAL = 1 << PRECISION
+STATE_LOW = 1 << 16  # lower bound of the state, and the state every lane starts from
+WORD_MASK = 0xFFFF
+
+
+class CorruptStream(AedgeError):
+    """The stream ended early, or did not decode back to the starting states."""
+
+
+def quantize_pmf(pmf, precision=PRECISION):
+    """Integer frequencies summing to 2**precision, each at least 1, close to pmf in KL terms."""
+    pmf = np.asarray(pmf, dtype=np.float64)
+    if pmf.ndim != 1 or len(pmf) == 0 or len(pmf) > (1 << precision):
+        raise ValueError("pmf must be a non-empty vector no longer than the total frequency")
+    if np.any(pmf < 0) or not np.isfinite(pmf).all() or pmf.sum() <= 0:
+        raise ValueError("pmf must be finite, non-negative and not all zero")
+    total = 1 << precision
+    pmf = pmf / pmf.sum()
+    freq = np.maximum(1, np.floor(pmf * total)).astype(np.int64)
+    # Hand out (or take back) the remainder one unit at a time where it costs the fewest bits.
+    while freq.sum() != total:
+        if freq.sum() < total:
+            gain = pmf * np.log2((freq + 1) / freq)
+            freq[np.argmax(gain)] += 1
+        else:
+            loss = np.where(freq > 1, pmf * np.log2(freq / np.maximum(freq - 1, 1)), np.inf)
+            freq[np.argmin(loss)] -= 1
+    return freq
+
+
+class Tables:
+    """A set of frequency tables of varied lengths, padded into 2D arrays for gathers."""
+
+    def __init__(self, freqs):
+        freqs = [np.asarray(f, dtype=np.int64) for f in freqs]
+        if not freqs:
+            raise ValueError("at least one table is needed")
+        for f in freqs:
+            if f.ndim != 1 or f.sum() != TOTAL or np.any(f < 1):
+                raise ValueError(f"each table needs frequencies >= 1 summing to {TOTAL}")
+        self.sizes = np.array([len(f) for f in freqs], dtype=np.int64)
+        width = int(self.sizes.max())
+        self.freq = np.zeros((len(freqs), width), dtype=np.int64)
+        self.start = np.full((len(freqs), width), TOTAL, dtype=np.int64)
+        for k, f in enumerate(freqs):
+            self.freq[k, :len(f)] = f
+            self.start[k, :len(f)] = np.concatenate([[0], np.cumsum(f)[:-1]])
+        # Decoding finds each symbol by one searchsorted over all tables at once: table k's
+        # starts are shifted by k * 2**17 so that the concatenation stays sorted.
+        shift = np.arange(len(freqs), dtype=np.int64)[:, None] << (PRECISION + 1)
+        self._flat_starts = (self.start + shift).ravel()
+        self._row_offset = np.arange(len(freqs), dtype=np.int64) * width
+
+    def __len__(self):
+        return len(self.sizes)
+
+    def information_bits(self, symbols, table_index):
+        """Ideal code length of the symbols, in bits."""
+        f = self.freq[table_index, symbols]
+        return float(np.sum(PRECISION - np.log2(f)))
+
+    def lookup(self, slots, table_index):
+        keys = (table_index << (PRECISION + 1)) + slots
+        return np.searchsorted(self._flat_starts, keys, side="right") - 1 - self._row_offset[
+            table_index]
+
+
+def default_lanes(count):
+    """Enough lanes to keep the numpy loop short, few enough that their 4-byte states stay cheap."""
+    return int(np.clip(-(-count // 2048), 1, 64))
+
+
+def encode(symbols, table_index, tables, lanes):
+    """Codes symbols[i] with tables[table_index[i]]; returns the stream as bytes."""
+    symbols = np.asarray(symbols, dtype=np.int64).ravel()
+    table_index = np.asarray(table_index, dtype=np.int64).ravel()
+    if symbols.shape != table_index.shape:
+        raise ValueError("symbols and table_index differ in length")
+    if not 1 <= lanes <= 0xFFFF:
+        raise ValueError("lanes must be in 1..65535")
+    if len(symbols) and (table_index.min() < 0 or table_index.max() >= len(tables)):
+        raise ValueError("table index out of range")
+    if len(symbols) and (symbols.min() < 0 or np.any(symbols >= tables.sizes[table_index])):
+        raise ValueError("symbol out of its table's range")
+    freq = tables.freq[table_index, symbols]
+    start = tables.start[table_index, symbols]
+    x = np.full(lanes, STATE_LOW, dtype=np.int64)
+    chunks = []
+    for first in range((len(symbols) - 1) // lanes * lanes, -1, -lanes):
+        f = freq[first:first + lanes]
+        n = len(f)
+        xs = x[:n]
+        emit = xs >= (f << 16)
+        chunks.append((xs[emit] & WORD_MASK)[::-1])
+        xs = np.where(emit, xs >> 16, xs)
+        x[:n] = ((xs // f) << PRECISION) + xs % f + start[first:first + lanes]
+    body = np.concatenate(chunks)[::-1] if chunks else np.zeros(0, np.int64)
+    head = np.stack([x & WORD_MASK, x >> 16], axis=1).ravel()
+    return np.concatenate([head, body]).astype("<u2").tobytes()
+
+
+def decode(data, table_index, tables, lanes):
+    """Inverse of encode: the symbols, given the same table indices and lane count."""
+    table_index = np.asarray(table_index, dtype=np.int64).ravel()
+    if len(data) % 2:
+        raise CorruptStream("entropy-coded data has an odd length")
+    words = np.frombuffer(data, dtype="<u2").astype(np.int64)
+    if len(words) < 2 * lanes:
+        raise CorruptStream("entropy-coded data is truncated")
+    x = words[0:2 * lanes:2] | (words[1:2 * lanes:2] << 16)
+    if np.any(x < STATE_LOW):
+        raise CorruptStream("entropy-coded data is corrupted")
+    pos = 2 * lanes
+    symbols = np.empty(len(table_index), dtype=np.int64)
+    for first in range(0, len(table_index), lanes):
+        t = table_index[first:first + lanes]
+        n = len(t)
+        xs = x[:n]
+        slot = xs & (TOTAL - 1)
+        s = tables.lookup(slot, t)
+        symbols[first:first + n] = s
+        xs = tables.freq[t, s] * (xs >> PRECISION) + slot - tables.start[t, s]
+        need = xs < STATE_LOW
+        k = int(np.count_nonzero(need))
+        if k:
+            if pos + k > len(words):
+                raise CorruptStream("entropy-coded data is truncated")
+            xs[need] = (xs[need] << 16) | words[pos:pos + k]
+            pos += k
+        x[:n] = xs
+    if pos != len(words) or np.any(x != STATE_LOW):
+        raise CorruptStream("entropy-coded data is corrupted")
+    return symbols
