@@ -3,6 +3,9 @@
 LiteRT (ai-edge-litert) is the interpreter aedge installs; tflite_runtime or TensorFlow's own
 tf.lite serve where that is what a device has.
 """
+import contextlib
+import os
+
 import numpy as np
 
 from aedge.errors import AedgeError
@@ -23,9 +26,28 @@ def _interpreter_class():
     return Interpreter
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """LiteRT's C++ side prints an INFO line per interpreter straight to file descriptor 2."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class Network:
     def __init__(self, flatbuffer, threads):
-        self._interpreter = _interpreter_class()(model_content=flatbuffer, num_threads=threads)
+        cls = _interpreter_class()
+        with _quiet_stderr():
+            self._interpreter = cls(model_content=flatbuffer, num_threads=threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._shape = None
@@ -34,7 +56,8 @@ class Network:
         # Resizing re-plans the graph: worth it only when the image size changes.
         if x.shape != self._shape:
             self._interpreter.resize_tensor_input(self._input, x.shape, strict=False)
-            self._interpreter.allocate_tensors()
+            with _quiet_stderr():
+                self._interpreter.allocate_tensors()
             self._shape = x.shape
         self._interpreter.set_tensor(self._input, np.ascontiguousarray(x, dtype=np.float32))
         self._interpreter.invoke()

@@ -1,0 +1,3 @@
+from aedge.cli import main
+
+main(prog_name="aedge")

@@ -1,0 +1,152 @@
+"""`aedge bench DIR`: rate, quality and speed of aedge against JPEG, WebP and AVIF.
+
+Every codec runs in this process on the same decoded pixels; times are wall-clock per image
+after one warm-up, so interpreter set-up is not counted (a device keeps its codec loaded).
+SSIM is scikit-image's with the settings of Wang et al. 2004 (Gaussian window, sigma 1.5).
+"""
+import io
+import json
+import platform
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+from PIL import Image
+
+from aedge import images, metrics, registry
+from aedge.errors import AedgeError
+from aedge.files import atomic_write
+
+QUALITIES = {
+    "jpeg": (5, 10, 15, 20, 25, 35, 45, 50, 60, 75, 85, 95),
+    "webp": (5, 10, 15, 25, 35, 45, 50, 60, 75, 85, 95),
+    "avif": (5, 15, 25, 35, 45, 60, 75, 85, 95),
+}
+PILLOW_OPTIONS = {"jpeg": {}, "webp": {"method": 6}, "avif": {}}
+IMAGE_SUFFIXES = {".png", ".bmp", ".tif", ".tiff", ".ppm", ".jpg", ".jpeg", ".webp"}
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    out = fn(*args)
+    return out, (time.perf_counter() - start) * 1e3
+
+
+def _pillow_codec(fmt, quality):
+    options = dict(PILLOW_OPTIONS[fmt], quality=quality)
+
+    def encode(array):
+        out = io.BytesIO()
+        Image.fromarray(array).save(out, format=fmt.upper(), **options)
+        return out.getvalue()
+
+    def decode(data):
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    return encode, decode
+
+
+def _ssim():
+    try:
+        from skimage.metrics import structural_similarity
+    except ImportError:
+        raise AedgeError("aedge bench needs scikit-image: pip install 'aedge[bench]'") from None
+    return lambda a, b: float(structural_similarity(
+        a, b, channel_axis=2, data_range=255, gaussian_weights=True, sigma=1.5,
+        use_sample_covariance=False))
+
+
+def _measure(encode, decode, array, ssim):
+    data, enc_ms = _timed(encode, array)
+    decoded, dec_ms = _timed(decode, data)
+    h, w = array.shape[:2]
+    return {"bytes": len(data), "bpp": metrics.bits_per_pixel(len(data), w, h),
+            "psnr": metrics.psnr(array, decoded), "ssim": ssim(array, decoded),
+            "ms_ssim": metrics.ms_ssim(array, decoded), "encode_ms": enc_ms, "decode_ms": dec_ms}
+
+
+def run(folder, levels=None, codecs=("jpeg", "webp", "avif"), limit=None, variant="int8",
+        progress=None):
+    """Returns the bench report as a dict (see write_report)."""
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise AedgeError(f"no images in {folder}")
+    files = files[:limit] if limit else files
+    pictures = [(p.name, np.asarray(images.load(p.read_bytes(), p.name))) for p in files]
+    pictures = [(n, a if a.ndim == 3 else np.repeat(a[..., None], 3, 2)) for n, a in pictures]
+    ssim = _ssim()
+    configs = []
+    for level in levels or sorted(registry.shipped_levels()):
+        codec = registry.load(level=level, variant=variant)
+        configs.append(("aedge", level, codec.compress, codec.decompress))
+    for fmt in codecs:
+        configs += [(fmt, q, *_pillow_codec(fmt, q)) for q in QUALITIES[fmt]]
+    records = []
+    steps = [(c, p) for c in configs for p in pictures]
+    with click.progressbar(steps, label="benchmarking", file=progress) as bar:
+        warmed = set()
+        for (name, q, encode, decode), (image_name, array) in bar:
+            if (name, q, array.shape) not in warmed:
+                decode(encode(array))
+                warmed.add((name, q, array.shape))
+            records.append({"codec": name, "q": q, "image": image_name,
+                            **_measure(encode, decode, array, ssim)})
+    return summarise(records, folder, variant)
+
+
+def summarise(records, folder, variant):
+    keys = ("bpp", "psnr", "ssim", "ms_ssim", "encode_ms", "decode_ms")
+    points = {}
+    for r in records:
+        points.setdefault((r["codec"], r["q"]), []).append(r)
+    summary = [{"codec": c, "q": q, "images": len(rs),
+                **{k: float(np.mean([r[k] for r in rs])) for k in keys}}
+               for (c, q), rs in points.items()]
+    curves = {}
+    for s in summary:
+        curves.setdefault(s["codec"], []).append(s)
+    bd = {}
+    if "aedge" in curves:
+        ours = curves["aedge"]
+        for name, theirs in curves.items():
+            if name == "aedge":
+                continue
+            bd[name] = {"psnr": _bd(theirs, ours, "psnr"), "ms_ssim_db": _bd(theirs, ours, "ms_ssim")}
+    return {"folder": str(folder), "images": len({r["image"] for r in records}),
+            "variant": variant, "machine": _machine(), "summary": summary,
+            "bd_rate_percent": bd, "records": records}
+
+
+def _bd(reference, test, key):
+    # MS-SSIM is compared in dB, -10 log10(1 - MS-SSIM), where curves are closer to linear.
+    value = (lambda s: -10 * np.log10(1 - s[key])) if key == "ms_ssim" else (lambda s: s[key])
+    try:
+        return metrics.bd_rate([s["bpp"] for s in reference], [value(s) for s in reference],
+                               [s["bpp"] for s in test], [value(s) for s in test])
+    except ValueError:
+        return None  # curves that do not overlap have no BD-rate
+
+
+def _machine():
+    import os
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "python": platform.python_version(), "pillow": Image.__version__,
+            "system": platform.platform()}
+
+
+def markdown(report):
+    lines = [f"Means over {report['images']} images of `{report['folder']}`; aedge networks: "
+             f"{report['variant']}; {report['machine']['cores']} cores.", "",
+             "| codec | q | bpp | PSNR dB | SSIM | MS-SSIM | encode ms | decode ms |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in report["summary"]:
+        lines.append(f"| {s['codec']} | {s['q']} | {s['bpp']:.3f} | {s['psnr']:.2f} | "
+                     f"{s['ssim']:.4f} | {s['ms_ssim']:.4f} | {s['encode_ms']:.1f} | "
+                     f"{s['decode_ms']:.1f} |")
+    if report["bd_rate_percent"]:
+        lines += ["", "BD-rate of aedge (negative: fewer bits at equal quality):", "",
+                  "| against | on PSNR | on MS-SSIM (dB) |", "|---|---|---|"]
+        fmt = lambda v: "no overlap" if v is None else f"{v:+.1f}%"
+        for name, bd in report["bd_rate_percent"].items():
+            lines.append(f"| {name} | {fmt(bd['psnr'])} | {fmt(bd['ms_ssim_db'])} |")
+    return "\n".join(lines) + "\n"

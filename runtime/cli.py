@@ -1,0 +1,192 @@
+"""The `aedge` command. Exit codes: 0 success, 1 an input could not be processed, 2 bad usage."""
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from aedge import bench, bitstream, images, registry
+from aedge.errors import AedgeError
+from aedge.files import atomic_write
+
+STDIO = "-"
+
+
+def _read_input(name):
+    if name == STDIO:
+        return sys.stdin.buffer.read()
+    try:
+        return Path(name).read_bytes()
+    except OSError as e:
+        raise AedgeError(f"cannot read {name}: {e.strerror}") from None
+
+
+def _write_output(name, data, force):
+    if name == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        atomic_write(name, data, force)
+
+
+def _outputs(inputs, output, suffix):
+    """Pairs each input with its output: beside the input, in the folder -o names when there
+    are several inputs, or -o itself for one input."""
+    if output is not None and len(inputs) > 1:
+        folder = Path(output)
+        if not folder.is_dir():
+            raise click.UsageError("with several inputs, -o must name an existing folder")
+        return [(i, str(folder / Path(i).with_suffix(suffix).name)) for i in inputs]
+    if output is not None:
+        return [(inputs[0], output)]
+    if STDIO in inputs:
+        raise click.UsageError("reading standard input needs -o (- for standard output)")
+    return [(i, str(Path(i).with_suffix(suffix))) for i in inputs]
+
+
+def _run_all(pairs, work, label):
+    """Runs work(input, output) for each pair; a failure is reported and the rest go on."""
+    failures = 0
+    show_bar = len(pairs) > 1 and sys.stderr.isatty()
+    with click.progressbar(pairs, label=label, file=sys.stderr if show_bar else _Null()) as bar:
+        for source, target in bar:
+            try:
+                work(source, target)
+            except AedgeError as e:
+                failures += 1
+                click.echo(f"aedge: {e}" if source in str(e) else f"aedge: {source}: {e}",
+                           err=True)
+    if failures:
+        sys.exit(1)
+
+
+class _Null:
+    def write(self, _):
+        pass
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+def _codec(model, level, use_float):
+    return registry.load(model=model, level=level, variant="float32" if use_float else "int8")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="aedge")
+def main():
+    """Learned image compression for small CPU devices.
+
+    \b
+    aedge compress photo.png            -> photo.aei
+    aedge decompress photo.aei          -> photo.png
+    """
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output file (- for stdout), or folder for several inputs.")
+@click.option("-q", "--quality", "level", type=click.IntRange(1, 99),
+              help=f"Quality level of a shipped model (default {registry.DEFAULT_LEVEL}).")
+@click.option("--model", type=click.Path(dir_okay=False), help="Use this .aem model file.")
+@click.option("--float", "use_float", is_flag=True, help="Run the float32 networks, not int8.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
+def compress(inputs, output, level, model, use_float, force):
+    """Compress images (PNG, JPEG, WebP, TIFF; - for stdin) to .aei files."""
+    def work(source, target):
+        array = images.load(_read_input(source), source)
+        codec = _codec(model, level, use_float)
+        _write_output(target, codec.compress(array), force)
+    _guard(lambda: _run_all(_outputs(inputs, output, ".aei"), work, "compressing"))
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output",
+              help="Output image (- for PNG on stdout), or folder for several inputs. "
+                   "The suffix picks the format: .png (default), .jpg, .webp, ...")
+@click.option("--model", type=click.Path(dir_okay=False),
+              help="The .aem model that made the files (shipped models are found by themselves).")
+@click.option("--float", "use_float", is_flag=True, help="Run the float32 decoder, not int8.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
+def decompress(inputs, output, model, use_float, force):
+    """Decompress .aei files (- for stdin) to images."""
+    def work(source, target):
+        data = _read_input(source)
+        header, _ = bitstream.parse_header(data)
+        path = model or registry.find_by_identity(header.model_id)
+        codec = registry.load(model=path, variant="float32" if use_float else "int8")
+        suffix = ".png" if target == STDIO else Path(target).suffix or ".png"
+        _write_output(target, images.encode(codec.decompress(data), suffix), force)
+    _guard(lambda: _run_all(_outputs(inputs, output, ".png"), work, "decompressing"))
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+def info(inputs):
+    """Describe .aei files: size, bits per pixel, the model that made them."""
+    def work(source, _):
+        data = _read_input(source)
+        header, _ = bitstream.parse_header(data)
+        try:
+            model = registry.find_by_identity(header.model_id).name
+        except AedgeError:
+            model = "not installed"
+        bpp = 8 * len(data) / (header.width * header.height)
+        click.echo(f"{source}: aedge format {bitstream.VERSION}, {header.width}x{header.height} "
+                   f"{header.mode}, {len(data)} bytes, {bpp:.3f} bpp, "
+                   f"model {header.model_id.hex()} ({model})")
+    _guard(lambda: _run_all([(i, None) for i in inputs], work, "reading"))
+
+
+@main.command()
+def models():
+    """List the models aedge can find."""
+    for path in registry.model_paths():
+        try:
+            m = registry.read_model(path)
+        except AedgeError as e:
+            click.echo(f"{path}: {e}")
+            continue
+        click.echo(f"{path}: level {m.manifest.get('level')}, {m.name}, "
+                   f"identity {m.identity.hex()}")
+
+
+def _guard(run):
+    """Keeps tracebacks away from users: every failure they can cause is one line."""
+    try:
+        run()
+    except AedgeError as e:
+        click.echo(f"aedge: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+
+
+@main.command(name="bench")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", default="bench-results", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for bench.json and bench.md.")
+@click.option("-q", "--quality", "levels", type=int, multiple=True,
+              help="aedge levels to run (repeatable; default: all shipped).")
+@click.option("--codec", "codecs", type=click.Choice(sorted(bench.QUALITIES)), multiple=True,
+              help="Codecs to compare with (repeatable; default: all).")
+@click.option("--limit", type=int, help="Only the first N images.")
+@click.option("--float", "use_float", is_flag=True, help="Bench the float32 networks.")
+def bench_command(folder, output, levels, codecs, limit, use_float):
+    """Compare aedge with JPEG, WebP and AVIF on a folder of images."""
+    def work():
+        report = bench.run(folder, levels or None, codecs or tuple(bench.QUALITIES), limit,
+                           "float32" if use_float else "int8", progress=sys.stderr)
+        out = Path(output)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "bench.json", json.dumps(report, indent=1).encode(), force=True)
+        table = bench.markdown(report)
+        atomic_write(out / "bench.md", table.encode(), force=True)
+        click.echo(table)
+    _guard(work)

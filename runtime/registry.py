@@ -1,0 +1,75 @@
+"""Where models are found: the ones aedge ships, and folders named in $AEDGE_MODEL_PATH."""
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from aedge import modelfile
+from aedge.codec import Codec
+from aedge.errors import AedgeError
+
+DEFAULT_LEVEL = 3
+
+
+def model_folders():
+    extra = [Path(p) for p in os.environ.get("AEDGE_MODEL_PATH", "").split(os.pathsep) if p]
+    return extra + [Path(str(resources.files("aedge.models")))]
+
+
+def model_paths():
+    return [p for folder in model_folders() if folder.is_dir()
+            for p in sorted(folder.glob("*.aem"))]
+
+
+@lru_cache(maxsize=None)
+def read_model(path):
+    return modelfile.read(path)
+
+
+def shipped_levels():
+    """{level: path} of the models aedge ships."""
+    folder = model_folders()[-1]
+    return {read_model(p).manifest["level"]: p for p in sorted(folder.glob("*.aem"))}
+
+
+def path_for_level(level):
+    levels = shipped_levels()
+    if level not in levels:
+        known = ", ".join(str(k) for k in sorted(levels)) or "none installed"
+        raise AedgeError(f"no model for quality level {level} (levels: {known})")
+    return levels[level]
+
+
+def find_by_identity(identity):
+    for path in model_paths():
+        if read_model(path).identity == identity:
+            return path
+    raise AedgeError(f"no model with identity {identity.hex()} is installed; pass the model "
+                     "that made this file with --model, or add its folder to $AEDGE_MODEL_PATH")
+
+
+@lru_cache(maxsize=None)
+def _codec(path, variant, threads):
+    return Codec(read_model(path), variant, threads)
+
+
+def load(model=None, level=None, variant="int8", threads=None):
+    """A codec for a model file, or for a shipped quality level (the default level when neither
+    is given). Codecs are cached: loading the same model twice costs nothing."""
+    if model is not None and level is not None:
+        raise AedgeError("give a model file or a quality level, not both")
+    if model is not None:
+        path = Path(model)
+        if not path.is_file():
+            raise AedgeError(f"no such model file: {path}")
+    else:
+        path = path_for_level(DEFAULT_LEVEL if level is None else level)
+    return _codec(path.resolve(), variant, threads)
+
+
+def decompress(data, variant="int8"):
+    """Decompresses .aei bytes with whichever installed model made them."""
+    from aedge import bitstream
+
+    header, _ = bitstream.parse_header(bytes(data))
+    return load(model=find_by_identity(header.model_id), variant=variant).decompress(data)
