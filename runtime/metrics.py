@@ -104,8 +104,11 @@ def ms_ssim(a, b):
     """5-scale MS-SSIM (Wang, Simoncelli & Bovik 2003) of two uint8 images, data range 255.
 
     Same recipe as tf.image.ssim_multiscale / pytorch_msssim: 11-tap Gaussian
-    (sigma 1.5), 'valid' filtering, 2x2 average pooling between scales (odd
-    sizes floored), relu before the powers. Colour images: mean over R, G, B.
+    (sigma 1.5), 'valid' filtering, 2x2 average pooling between scales, relu
+    before the powers. Colour images: mean over R, G, B. Odd sizes are floored
+    when pooling (TF pads them symmetrically, pytorch_msssim with zeros), so
+    results match those libraries exactly only where every scale is even.
+    Raises ValueError below 176 px a side.
     """
     a, b = _check_pair(a, b)
     if min(a.shape[:2]) < _MS_SSIM_MIN_SIDE:

@@ -1,0 +1,28 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def robin():
+    return np.asarray(Image.open(DATA / "robin.png").convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def codec():
+    import aedge
+    return aedge.load()
+
+
+def synthetic(height, width, seed=0):
+    """A smooth picture with edges and a little noise: photo-like enough for a codec test."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width] / max(height, width, 1)
+    image = np.stack([128 + 100 * np.sin(6 * x + 2 * y), 128 + 90 * np.cos(5 * y),
+                      np.where(x + y > 0.8, 200.0, 60.0)], axis=2)
+    image += rng.normal(0, 4, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)

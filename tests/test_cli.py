@@ -1,0 +1,116 @@
+import subprocess
+import sys
+
+import pytest
+
+from conftest import DATA
+
+
+def aedge(*args, stdin=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "aedge", *map(str, args)], input=stdin,
+                          capture_output=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture()
+def photo(tmp_path):
+    path = tmp_path / "robin.png"
+    path.write_bytes((DATA / "robin.png").read_bytes())
+    return path
+
+
+def one_line_error(result, fragment):
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert err.count("\n") == 1 and err.startswith("aedge: ") and fragment in err, err
+    assert "Traceback" not in err
+
+
+def test_compress_decompress_info(photo, tmp_path):
+    assert aedge("compress", photo).returncode == 0
+    compressed = tmp_path / "robin.aei"
+    assert compressed.stat().st_size < photo.stat().st_size
+    info = aedge("info", compressed)
+    assert info.returncode == 0 and b"256x256" in info.stdout and b"bpp" in info.stdout
+    out = tmp_path / "back.png"
+    assert aedge("decompress", compressed, "-o", out).returncode == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stdin_to_stdout(photo):
+    packed = aedge("compress", "-", "-o", "-", stdin=photo.read_bytes())
+    assert packed.returncode == 0 and packed.stdout[:4] == b"\x89AEI"
+    image = aedge("decompress", "-", "-o", "-", stdin=packed.stdout)
+    assert image.returncode == 0 and image.stdout[:4] == b"\x89PNG"
+
+
+def test_several_inputs_into_a_folder(photo, tmp_path):
+    other = tmp_path / "copy.png"
+    other.write_bytes(photo.read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    assert aedge("compress", photo, other, "-o", out).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["copy.aei", "robin.aei"]
+
+
+def test_existing_output_is_kept_without_force(photo, tmp_path):
+    target = tmp_path / "robin.aei"
+    target.write_bytes(b"precious")
+    one_line_error(aedge("compress", photo), "exists")
+    assert target.read_bytes() == b"precious"
+    assert aedge("compress", photo, "--force").returncode == 0
+    assert target.read_bytes()[:4] == b"\x89AEI"
+
+
+def test_not_an_image_leaves_no_output(tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not a picture")
+    one_line_error(aedge("compress", bad), "not an image")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.png"]
+
+
+def test_missing_input(tmp_path):
+    one_line_error(aedge("compress", tmp_path / "nope.png"), "nope.png")
+
+
+@pytest.mark.parametrize("cut", [10, 100, -1])
+def test_truncated_file_leaves_no_output(photo, tmp_path, cut):
+    aedge("compress", photo)
+    data = (tmp_path / "robin.aei").read_bytes()
+    bad = tmp_path / "bad.aei"
+    bad.write_bytes(data[:cut])
+    one_line_error(aedge("decompress", bad), "bad.aei")
+    assert not (tmp_path / "bad.png").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_wrong_model_is_a_clear_error(photo, tmp_path):
+    from aedge import registry
+    levels = sorted(registry.shipped_levels())
+    if len(levels) < 2:
+        pytest.skip("needs two shipped models")
+    aedge("compress", photo, "-q", levels[0])
+    other = registry.path_for_level(levels[1])
+    one_line_error(aedge("decompress", tmp_path / "robin.aei", "--model", other),
+                   "made by model")
+
+
+def test_transparent_image_is_refused(tmp_path):
+    from PIL import Image
+    path = tmp_path / "alpha.png"
+    Image.new("RGBA", (20, 20), (255, 0, 0, 128)).save(path)
+    one_line_error(aedge("compress", path), "transparent")
+
+
+def test_unknown_level(photo):
+    one_line_error(aedge("compress", photo, "-q", 42), "no model for quality level 42")
+
+
+@pytest.mark.parametrize("command", ["", "compress", "decompress", "info", "bench", "models"])
+def test_help_everywhere(command):
+    result = aedge(*([command] if command else []), "--help")
+    assert result.returncode == 0 and b"Usage:" in result.stdout
+
+
+def test_usage_errors_exit_2():
+    assert aedge("compress").returncode == 2
+    assert aedge("frobnicate").returncode == 2
