@@ -35,7 +35,11 @@ def calibration_images(data_dir, count=CALIBRATION_CROPS, size=CALIBRATION_SIZE,
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(files), size=min(count, len(files)), replace=False)
     ds = data.validation_dataset([files[i] for i in sorted(picked)], crop=size)
-    return [batch.numpy() for batch in ds]
+    crops = [batch.numpy() for batch in ds]
+    if not crops:
+        raise click.ClickException(f"no image under {data_dir} is {size}x{size} or larger "
+                                   "(needed to calibrate the int8 networks)")
+    return crops
 
 
 def to_tflite(layer, channels, representative=None):
