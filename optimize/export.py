@@ -68,6 +68,17 @@ def to_tflite(layer, channels, representative=None):
     return debugger.get_nondebug_quantized_model()
 
 
+def _training_summary(config):
+    keys = ("lmbda", "steps", "batch", "crop", "lr", "data", "train_images")
+    summary = {k: config[k] for k in keys if k in config}
+    if config.get("init_from"):
+        # Fine-tuned levels start from a base run: its recipe is part of this model's.
+        base = Path(config["init_from"]).parent / "config.json"
+        if base.is_file():
+            summary["fine_tuned_from"] = _training_summary(json.loads(base.read_text()))
+    return summary
+
+
 def export(run_dir, data_dir, level, name=None):
     """Returns (manifest, networks, medians, offsets, freqs) ready for modelfile.write."""
     from aedge.optimize import entropy_tables
@@ -89,8 +100,7 @@ def export(run_dir, data_dir, level, name=None):
         "downsampling": 16,
         "latent_channels": codec.m,
         "lmbda": config["lmbda"],
-        "training": {k: config[k] for k in ("steps", "batch", "crop", "data", "init_from")
-                     if k in config},
+        "training": _training_summary(config),
         "coded_channels": int(sum(len(f) > 1 for f in freqs)),
     }
     return manifest, networks, medians, offsets, freqs
