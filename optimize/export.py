@@ -22,7 +22,8 @@ def load_codec(run_dir):
 
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
-    codec = Codec(config["lmbda"], n=config["n"], m=config["m"])
+    codec = Codec(config["lmbda"], n=config["n"], m=config["m"],
+                  distortion=config.get("distortion", "mse"))
     codec.build((None, 64, 64, 3))
     codec.load_weights(str(run_dir / "final.weights.h5"))
     return codec, config
@@ -69,7 +70,7 @@ def to_tflite(layer, channels, representative=None):
 
 
 def _training_summary(config):
-    keys = ("lmbda", "steps", "batch", "crop", "lr", "data", "train_images")
+    keys = ("lmbda", "distortion", "steps", "batch", "crop", "lr", "data", "train_images")
     summary = {k: config[k] for k in keys if k in config}
     if config.get("init_from"):
         # Fine-tuned levels start from a base run: its recipe is part of this model's.

@@ -66,6 +66,7 @@ class Tables:
         # starts are shifted by k * 2**17 so that the concatenation stays sorted.
         shift = np.arange(len(freqs), dtype=np.int64)[:, None] << (PRECISION + 1)
         self._flat_starts = (self.start + shift).ravel()
+        self._flat_freq = self.freq.ravel()
         self._row_offset = np.arange(len(freqs), dtype=np.int64) * width
 
     def __len__(self):
@@ -77,9 +78,11 @@ class Tables:
         return float(np.sum(PRECISION - np.log2(f)))
 
     def lookup(self, slots, table_index):
+        """(symbols, frequencies, starts) of the symbols whose intervals hold the slots."""
         keys = (table_index << (PRECISION + 1)) + slots
-        return np.searchsorted(self._flat_starts, keys, side="right") - 1 - self._row_offset[
-            table_index]
+        flat = np.searchsorted(self._flat_starts, keys, side="right") - 1
+        return flat - self._row_offset[table_index], self._flat_freq[flat], self._flat_starts[
+            flat] - (table_index << (PRECISION + 1))
 
 
 def default_lanes(count):
@@ -134,9 +137,9 @@ def decode(data, table_index, tables, lanes):
         n = len(t)
         xs = x[:n]
         slot = xs & (TOTAL - 1)
-        s = tables.lookup(slot, t)
+        s, f, c = tables.lookup(slot, t)
         symbols[first:first + n] = s
-        xs = tables.freq[t, s] * (xs >> PRECISION) + slot - tables.start[t, s]
+        xs = f * (xs >> PRECISION) + slot - c
         need = xs < STATE_LOW
         k = int(np.count_nonzero(need))
         if k:

@@ -62,6 +62,16 @@ def test_training_writes_weights_logs_and_history(run_dir):
     assert any((run_dir / "logs").rglob("events.out.tfevents.*"))
 
 
+def test_ms_ssim_training(photos, tmp_path):
+    from aedge.train.train import main
+    args = ["--data", str(photos), "--out", str(tmp_path), "--lmbda", "5", "--steps", "2",
+            "--steps-per-epoch", "2", "--batch", "2", "--distortion", "ms-ssim"]
+    assert "needs --crop 176" in CliRunner().invoke(main, args + ["--crop", "64"]).output
+    result = CliRunner().invoke(main, args + ["--crop", "176"])
+    assert result.exit_code == 0, result.output
+    assert '"distortion": "ms-ssim"' in (tmp_path / "config.json").read_text()
+
+
 def test_missing_data_folder_is_a_clear_error(tmp_path):
     from aedge.train.train import main
     result = CliRunner().invoke(main, ["--data", str(tmp_path), "--out", str(tmp_path / "o"),

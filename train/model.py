@@ -4,7 +4,8 @@ g_a: four 5x5 stride-2 convolutions with GDN between them (image -> latent at 1/
 g_s: its mirror, with sub-pixel convolutions (conv + depth_to_space) and inverse GDN.
 entropy_bottleneck: one learned, non-parametric density per latent channel (appendix 6.1).
 
-Training replaces rounding by additive uniform noise, and minimises bits per pixel + lambda * MSE.
+Training replaces rounding by additive uniform noise, and minimises bits per pixel + lambda * MSE
+(or lambda * (1 - MS-SSIM)).
 Sub-pixel convolutions stand where the paper has transposed convolutions because LiteRT runs
 TRANSPOSE_CONV fast only on fully static graphs, and images come in every size.
 """
@@ -15,6 +16,7 @@ import tf_keras as keras
 # Channels: about 10 kMAC per pixel per transform with these (see `macs_per_pixel`).
 N_FILTERS = 64
 M_LATENT = 96
+DISTORTIONS = ("mse", "ms-ssim")
 
 
 class GDN(keras.layers.Layer):
@@ -135,9 +137,12 @@ class EntropyBottleneck(keras.layers.Layer):
 class Codec(keras.Model):
     """Rate-distortion autoencoder; call() returns (x_hat, bits per pixel)."""
 
-    def __init__(self, lmbda, n=N_FILTERS, m=M_LATENT, **kwargs):
+    def __init__(self, lmbda, n=N_FILTERS, m=M_LATENT, distortion="mse", **kwargs):
         super().__init__(**kwargs)
+        if distortion not in DISTORTIONS:
+            raise ValueError(f"distortion must be one of {DISTORTIONS}")
         self.lmbda = float(lmbda)
+        self.distortion = distortion
         self.n, self.m = n, m
         self.g_a = analysis_transform(n, m)
         self.g_s = synthesis_transform(n)
@@ -157,7 +162,13 @@ class Codec(keras.Model):
     def rd_terms(self, x, training):
         x_hat, bpp = self(x, training=training)
         mse = tf.reduce_mean(tf.square(x - x_hat)) * 255.0 ** 2
-        return bpp + self.lmbda * mse, bpp, mse
+        if self.distortion == "ms-ssim":
+            # Five scales need crops of at least 176 pixels (train with --crop 256).
+            distortion = 1 - tf.reduce_mean(
+                tf.image.ssim_multiscale(x, tf.clip_by_value(x_hat, 0.0, 1.0), 1.0))
+        else:
+            distortion = mse
+        return bpp + self.lmbda * distortion, bpp, mse
 
     def train_step(self, x):
         with tf.GradientTape() as tape:
@@ -180,7 +191,7 @@ class Codec(keras.Model):
         return {"loss": loss, "bpp": bpp, "mse": mse, "psnr": psnr}
 
     def get_config(self):
-        return {"lmbda": self.lmbda, "n": self.n, "m": self.m}
+        return {"lmbda": self.lmbda, "n": self.n, "m": self.m, "distortion": self.distortion}
 
 
 def macs_per_pixel(n=N_FILTERS, m=M_LATENT):

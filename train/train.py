@@ -5,6 +5,7 @@ level's weights (the usual way to get several rate points without training each 
 """
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -23,7 +24,11 @@ def _strategy(tf):
               help="Folder of training photos (searched recursively).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder: checkpoints, TensorBoard logs, final weights.")
-@click.option("--lmbda", type=float, required=True, help="Rate-distortion trade-off (MSE weight).")
+@click.option("--lmbda", type=float, required=True,
+              help="Rate-distortion trade-off: the weight of the distortion.")
+@click.option("--distortion", type=click.Choice(["mse", "ms-ssim"]), default="mse",
+              show_default=True, help="MSE on the 0..255 scale, or 1 - MS-SSIM (needs --crop "
+                                      ">= 176).")
 @click.option("--steps", type=int, default=20000, show_default=True, help="Total training steps.")
 @click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--crop", type=int, default=128, show_default=True, help="Square crop size.")
@@ -37,8 +42,8 @@ def _strategy(tf):
 @click.option("--mixed-precision", is_flag=True, help="float16 compute on a GPU.")
 @click.option("--threads", type=int, default=0, help="CPU threads (0: all).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def main(data_dir, out_dir, lmbda, steps, batch, crop, lr, lr_drop_at, steps_per_epoch,
-         init_from, mixed_precision, threads, seed):
+def main(data_dir, out_dir, lmbda, distortion, steps, batch, crop, lr, lr_drop_at,
+         steps_per_epoch, init_from, mixed_precision, threads, seed):
     """Train the codec at one rate-distortion trade-off."""
     import tensorflow as tf
     import tf_keras as keras
@@ -52,6 +57,8 @@ def main(data_dir, out_dir, lmbda, steps, batch, crop, lr, lr_drop_at, steps_per
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(seed)
+    if distortion == "ms-ssim" and crop < 176:
+        raise click.ClickException("MS-SSIM over 5 scales needs --crop 176 or more")
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -65,7 +72,7 @@ def main(data_dir, out_dir, lmbda, steps, batch, crop, lr, lr_drop_at, steps_per
 
     strategy = _strategy(tf)
     with strategy.scope():
-        model = Codec(lmbda)
+        model = Codec(lmbda, distortion=distortion)
         model.build((None, crop, crop, 3))
         if init_from:
             model.load_weights(init_from)
@@ -73,9 +80,9 @@ def main(data_dir, out_dir, lmbda, steps, batch, crop, lr, lr_drop_at, steps_per
         schedule = keras.optimizers.schedules.PiecewiseConstantDecay([drop], [lr, lr / 10])
         model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0))
 
-    config = {"lmbda": lmbda, "n": model.n, "m": model.m, "steps": steps, "batch": batch,
-              "crop": crop, "lr": lr, "init_from": init_from, "data": str(data_dir),
-              "train_images": len(train_files), "validation_images": len(val_files)}
+    config = {"lmbda": lmbda, "distortion": distortion, "n": model.n, "m": model.m,
+              "steps": steps, "batch": batch, "crop": crop, "lr": lr, "init_from": init_from,
+              "data": str(data_dir), "train_images": len(train_files), "validation_images": len(val_files)}
     (out / "config.json").write_text(json.dumps(config, indent=2))
 
     epochs = max(1, steps // steps_per_epoch)
@@ -87,7 +94,8 @@ def main(data_dir, out_dir, lmbda, steps, batch, crop, lr, lr_drop_at, steps_per
     started = time.time()
     model.fit(data.training_dataset(train_files, crop, batch, seed),
               validation_data=data.validation_dataset(val_files) if val_files else None,
-              epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=2)
+              epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+              verbose=1 if sys.stdout.isatty() else 2)
     final = out / "final.weights.h5"
     tmp = out / "final.partial.weights.h5"
     model.save_weights(str(tmp))
