@@ -27,7 +27,7 @@ def card(model, point, report):
     m = model.manifest
     lines = [f"# {m['name']}: aedge quality level {m['level']}", "",
              f"- File: `{model.path.name}`, identity `{model.identity.hex()}`",
-             f"- Architecture: {m['architecture']} (Ballé et al. 2018): 4 strided 5x5 "
+             f"- Architecture: {m['architecture']} (Ballé et al. 2018): 4 strided 4x4 "
              f"convolutions with GDN, mirrored by sub-pixel convolutions with inverse GDN; "
              f"{m['latent_channels']} latent channels at 1/{m['downsampling']} resolution, of "
              f"which {m['coded_channels']} carry information",

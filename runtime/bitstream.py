@@ -79,11 +79,11 @@ def unpack_varints(data):
     for byte in data:
         z |= (byte & 0x7F) << shift
         shift += 7
+        if z >> 64:
+            raise AedgeError("corrupted aedge file (bad escape value)")
         if not byte & 0x80:
             values.append((z >> 1) ^ -(z & 1))
             z, shift = 0, 0
-        elif shift > 63:
-            raise AedgeError("corrupted aedge file (bad escape value)")
     if shift:
         raise AedgeError("corrupted aedge file (truncated escape value)")
     return values

@@ -32,16 +32,22 @@ def _write_output(name, data, force):
 def _outputs(inputs, output, suffix):
     """Pairs each input with its output: beside the input, in the folder -o names when there
     are several inputs, or -o itself for one input."""
-    if output is not None and len(inputs) > 1:
-        folder = Path(output)
-        if not folder.is_dir():
-            raise click.UsageError("with several inputs, -o must name an existing folder")
-        return [(i, str(folder / Path(i).with_suffix(suffix).name)) for i in inputs]
-    if output is not None:
+    if output is not None and len(inputs) == 1:
         return [(inputs[0], output)]
     if STDIO in inputs:
-        raise click.UsageError("reading standard input needs -o (- for standard output)")
-    return [(i, str(Path(i).with_suffix(suffix))) for i in inputs]
+        raise click.UsageError("standard input goes alone, with -o (- for standard output)")
+    for i in inputs:
+        if Path(i).name in ("", ".", ".."):
+            raise click.UsageError(f"{i} is a folder, not an image")
+    if output is None:
+        return [(i, str(Path(i).with_suffix(suffix))) for i in inputs]
+    folder = Path(output)
+    if not folder.is_dir():
+        raise click.UsageError("with several inputs, -o must name an existing folder")
+    targets = [str(folder / Path(i).with_suffix(suffix).name) for i in inputs]
+    if len(set(targets)) < len(targets):
+        raise click.UsageError("two inputs would write the same file in the output folder")
+    return list(zip(inputs, targets))
 
 
 def _run_all(pairs, work, label):
@@ -96,6 +102,9 @@ def main():
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 def compress(inputs, output, level, model, use_float, force):
     """Compress images (PNG, JPEG, WebP, TIFF; - for stdin) to .aei files."""
+    if model and level:
+        raise click.UsageError("give --model or -q, not both")
+
     def work(source, target):
         array = images.load(_read_input(source), source)
         codec = _codec(model, level, use_float)
@@ -130,7 +139,7 @@ def info(inputs):
     """Describe .aei files: size, bits per pixel, the model that made them."""
     def work(source, _):
         data = _read_input(source)
-        header, _ = bitstream.parse_header(data)
+        header = bitstream.parse(data).header
         try:
             model = registry.find_by_identity(header.model_id).name
         except AedgeError:
@@ -149,7 +158,7 @@ def models():
         try:
             m = registry.read_model(path)
         except AedgeError as e:
-            click.echo(f"{path}: {e}")
+            click.echo(f"aedge: {e}", err=True)
             continue
         click.echo(f"{path}: level {m.manifest.get('level')}, {m.name}, "
                    f"identity {m.identity.hex()}")

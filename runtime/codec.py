@@ -12,7 +12,10 @@ from aedge import bitstream, modelfile, rans
 from aedge.errors import AedgeError
 from aedge.interpreter import Network
 
-MAX_PIXELS = 100_000_000
+# 40 megapixels take about 10 GB to code (the networks' activations dominate): beyond that,
+# and for hostile headers, refuse rather than be killed by the out-of-memory reaper.
+MAX_PIXELS = 40_000_000
+ESCAPE_LIMIT = 1 << 31
 
 
 class Codec:
@@ -32,7 +35,10 @@ class Codec:
         # Channels whose table holds a single value carry no information: they are not coded.
         sizes = np.array([len(f) for f in self.model.freqs])
         self.coded = np.flatnonzero(sizes > 1)
-        self.tables = rans.Tables([self.model.freqs[c] for c in self.coded])
+        try:
+            self.tables = rans.Tables([self.model.freqs[c] for c in self.coded] or [[1 << 16]])
+        except ValueError as e:
+            raise AedgeError(f"model {self.model.path}: bad entropy tables ({e})") from None
 
     @property
     def identity(self):
@@ -61,7 +67,10 @@ class Codec:
         h, w = (-(-header.height // self.stride), -(-header.width // self.stride))
         table_index = self._table_index((h, w))
         symbols = rans.decode(parsed.stream, table_index, self.tables, header.lanes)
-        q = self._values(symbols, bitstream.unpack_varints(parsed.escapes), (h, w))
+        escapes = bitstream.unpack_varints(parsed.escapes)
+        if any(abs(v) >= ESCAPE_LIMIT for v in escapes):
+            raise AedgeError("corrupted aedge file (escape value out of range)")
+        q = self._values(symbols, escapes, (h, w))
         y_hat = (q + self.medians).astype(np.float32)
         x_hat = self._decoder(y_hat[None])[0, :header.height, :header.width]
         image = np.clip(np.rint(x_hat * 255), 0, 255).astype(np.uint8)
@@ -103,10 +112,11 @@ def _as_rgb(image):
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise AedgeError(f"images must be uint8 arrays, not {image.dtype}")
-    if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=2), "L"
-    if image.ndim != 3 or image.shape[2] != 3:
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
         raise AedgeError(f"images must be HxW or HxWx3 arrays, not shape {image.shape}")
     if min(image.shape[:2]) < 1 or image.shape[0] * image.shape[1] > MAX_PIXELS:
-        raise AedgeError(f"image size {image.shape[1]}x{image.shape[0]} is out of range")
+        raise AedgeError(f"image size {image.shape[1]}x{image.shape[0]} is out of range "
+                         f"(1 to {MAX_PIXELS // 1_000_000} megapixels)")
+    if image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=2), "L"
     return image, "RGB"

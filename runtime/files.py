@@ -20,6 +20,9 @@ def atomic_write(path, data, force=False):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            # Without this a power cut after the rename can leave an empty file in its place.
+            os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)

@@ -46,19 +46,27 @@ def _quiet_stderr():
 class Network:
     def __init__(self, flatbuffer, threads):
         cls = _interpreter_class()
-        with _quiet_stderr():
-            self._interpreter = cls(model_content=flatbuffer, num_threads=threads)
+        try:
+            with _quiet_stderr():
+                self._interpreter = cls(model_content=flatbuffer, num_threads=threads)
+        except (ValueError, RuntimeError) as e:
+            raise AedgeError(f"the model's network cannot be loaded ({e})") from None
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._shape = None
 
     def __call__(self, x):
-        # Resizing re-plans the graph: worth it only when the image size changes.
-        if x.shape != self._shape:
-            self._interpreter.resize_tensor_input(self._input, x.shape, strict=False)
-            with _quiet_stderr():
-                self._interpreter.allocate_tensors()
-            self._shape = x.shape
-        self._interpreter.set_tensor(self._input, np.ascontiguousarray(x, dtype=np.float32))
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output)
+        try:
+            # Resizing re-plans the graph: worth it only when the image size changes.
+            if x.shape != self._shape:
+                self._shape = None
+                self._interpreter.resize_tensor_input(self._input, x.shape, strict=False)
+                with _quiet_stderr():
+                    self._interpreter.allocate_tensors()
+                self._shape = x.shape
+            self._interpreter.set_tensor(self._input, np.ascontiguousarray(x, np.float32))
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output)
+        except (ValueError, RuntimeError, MemoryError) as e:
+            raise AedgeError(f"the network failed on a {x.shape[2]}x{x.shape[1]} input "
+                             f"({e})") from None

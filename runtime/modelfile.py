@@ -74,11 +74,30 @@ def read(path):
             medians = np.array(entropy["medians"], np.float32)
             offsets = np.array(entropy["offsets"], np.int64)
             freqs = [np.array(f, np.int64) for f in entropy["freqs"]]
-    except (zipfile.BadZipFile, KeyError, TypeError, ValueError, OSError) as e:
+        _check(manifest, networks, medians, offsets, freqs)
+    except (zipfile.BadZipFile, KeyError, TypeError, ValueError, AttributeError, OSError) as e:
         if isinstance(e, ModelFileError):
             raise
         raise ModelFileError(f"{path} is not a valid aedge model file ({e})") from None
     return ModelFile(path, identity_of(data), manifest, networks, medians, offsets, freqs)
+
+
+def _check(manifest, networks, medians, offsets, freqs):
+    """Refuses at load time what would otherwise fail in the middle of coding an image."""
+    for key, kind in (("name", str), ("level", int), ("downsampling", int),
+                      ("latent_channels", int)):
+        if not isinstance(manifest.get(key), kind):
+            raise ValueError(f"manifest needs {key!r}")
+    variants = {v for _, v in networks}
+    if not variants or any(("encoder", v) not in networks or ("decoder", v) not in networks
+                           for v in variants):
+        raise ValueError("needs an encoder and a decoder for each variant")
+    channels = manifest["latent_channels"]
+    if not len(medians) == len(offsets) == len(freqs) == channels:
+        raise ValueError(f"entropy tables do not cover the {channels} latent channels")
+    for f in freqs:
+        if f.ndim != 1 or len(f) == 0 or f.sum() != 1 << 16 or f.min() < 1:
+            raise ValueError("a frequency table does not sum to 65536")
 
 
 def write(path, manifest, networks, medians, offsets, freqs):

@@ -42,8 +42,11 @@ def path_for_level(level):
 
 def find_by_identity(identity):
     for path in model_paths():
-        if read_model(path).identity == identity:
-            return path
+        try:
+            if read_model(path).identity == identity:
+                return path
+        except AedgeError:
+            continue  # one broken file in a model folder must not hide the others
     raise AedgeError(f"no model with identity {identity.hex()} is installed; pass the model "
                      "that made this file with --model, or add its folder to $AEDGE_MODEL_PATH")
 

@@ -40,6 +40,8 @@ def test_varints_round_trip(values):
     assert bitstream.unpack_varints(bitstream.pack_varints(values)) == values
 
 
-def test_truncated_varint_is_refused():
+def test_truncated_or_oversized_varint_is_refused():
     with pytest.raises(AedgeError):
         bitstream.unpack_varints(b"\x80")
+    with pytest.raises(AedgeError):
+        bitstream.unpack_varints(bitstream.pack_varints([1 << 68]))

@@ -94,6 +94,29 @@ def test_wrong_model_is_a_clear_error(photo, tmp_path):
                    "made by model")
 
 
+def test_info_checks_the_whole_file(photo, tmp_path):
+    aedge("compress", photo)
+    bad = tmp_path / "short.aei"
+    bad.write_bytes((tmp_path / "robin.aei").read_bytes()[:100])
+    one_line_error(aedge("info", bad), "CRC")
+
+
+def test_broken_model_file_is_a_clear_error(photo, tmp_path):
+    import zipfile
+    model = tmp_path / "broken.aem"
+    with zipfile.ZipFile(model, "w") as z:
+        z.writestr("manifest.json", "[1, 2]")
+    one_line_error(aedge("compress", photo, "--model", model), "not a valid aedge model")
+
+
+def test_folder_outputs_must_not_collide(photo, tmp_path):
+    (tmp_path / "a").mkdir()
+    twin = tmp_path / "a" / "robin.png"
+    twin.write_bytes(photo.read_bytes())
+    result = aedge("compress", photo, twin, "-o", tmp_path)
+    assert result.returncode == 2 and b"same file" in result.stderr
+
+
 def test_transparent_image_is_refused(tmp_path):
     from PIL import Image
     path = tmp_path / "alpha.png"
