@@ -31,8 +31,8 @@ def _train(data, out, lmbda, steps, extra):
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--runs", default="runs", show_default=True, type=click.Path(file_okay=False))
-@click.option("--base-steps", default=15000, show_default=True)
-@click.option("--level-steps", default=4000, show_default=True)
+@click.option("--base-steps", default=12000, show_default=True)
+@click.option("--level-steps", default=2500, show_default=True)
 @click.option("--level", "only", type=int, multiple=True, help="Only these levels.")
 def main(data, runs, base_steps, level_steps, only):
     """Train the base model, then fine-tune one model per quality level."""
@@ -41,7 +41,7 @@ def main(data, runs, base_steps, level_steps, only):
     for name, lmbda in BASES.items():
         if any(base == name for _, base in levels.values()):
             _train(data, runs / name, lmbda, base_steps,
-                   ["--lr", "2e-4", "--lr-drop-at", "0.85"])
+                   ["--lr", "4e-4", "--lr-drop-at", "0.85"])
     for level, (lmbda, base) in levels.items():
         _train(data, runs / f"q{level}", lmbda, level_steps,
                ["--init-from", str(runs / base / "final.weights.h5"), "--lr", "1e-4",
