@@ -18,6 +18,14 @@ def draw(rng, tables, table_index):
     return np.array([rng.choice(tables.sizes[t], p=p[t, :tables.sizes[t]]) for t in table_index])
 
 
+def sample(seed, n_tables, count):
+    """Random tables, and symbols drawn from them: (tables, table_index, symbols)."""
+    rng = np.random.default_rng(seed)
+    tables = random_tables(rng, n_tables)
+    table_index = rng.integers(0, n_tables, count)
+    return tables, table_index, draw(rng, tables, table_index)
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), count=st.integers(0, 3000),
        lanes=st.integers(1, 70), n_tables=st.integers(1, 8))
@@ -32,10 +40,7 @@ def test_round_trip(seed, count, lanes, n_tables):
 
 
 def test_size_within_one_percent_of_information_content():
-    rng = np.random.default_rng(7)
-    tables = random_tables(rng, 16)
-    table_index = rng.integers(0, 16, 20000)
-    symbols = draw(rng, tables, table_index)
+    tables, table_index, symbols = sample(7, 16, 20000)
     lanes = rans.default_lanes(len(symbols))
     bits = 8 * len(rans.encode(symbols, table_index, tables, lanes))
     ideal = tables.information_bits(symbols, table_index)
@@ -71,10 +76,7 @@ def reference_encode(symbols, table_index, tables, lanes):
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), count=st.integers(0, 400), lanes=st.integers(1, 9))
 def test_matches_textbook_rans(seed, count, lanes):
-    rng = np.random.default_rng(seed)
-    tables = random_tables(rng, 3)
-    table_index = rng.integers(0, 3, count)
-    symbols = draw(rng, tables, table_index)
+    tables, table_index, symbols = sample(seed, 3, count)
     assert rans.encode(symbols, table_index, tables, lanes) == reference_encode(
         symbols, table_index, tables, lanes)
 
@@ -96,19 +98,13 @@ def test_known_answer(lanes):
 
 
 def test_known_answer_large():
-    rng = np.random.default_rng(2024)
-    tables = random_tables(rng, 12)
-    table_index = rng.integers(0, 12, 50000)
-    symbols = draw(rng, tables, table_index)
+    tables, table_index, symbols = sample(2024, 12, 50000)
     data = rans.encode(symbols, table_index, tables, 16)
     assert hashlib.sha256(data).hexdigest()[:16] == "cc11a920bb8adc8b"
 
 
 def test_truncated_or_altered_stream_is_an_error():
-    rng = np.random.default_rng(3)
-    tables = random_tables(rng, 4)
-    table_index = rng.integers(0, 4, 5000)
-    symbols = draw(rng, tables, table_index)
+    tables, table_index, symbols = sample(3, 4, 5000)
     data = rans.encode(symbols, table_index, tables, 8)
     with pytest.raises(rans.CorruptStream):
         rans.decode(data[:-2], table_index, tables, 8)
