@@ -14,8 +14,8 @@ import click
 # lambda (weight of the MSE on the 0..255 scale) of each base, and of each level with the base it
 # starts from: from about 0.15 to 1.5 bits per pixel on Kodak.
 BASES = {"base-low": 0.013, "base-high": 0.05}
-LEVELS = {1: (0.0025, "base-low"), 2: (0.008, "base-low"),
-          3: (0.025, "base-high"), 4: (0.08, "base-high")}
+LEVELS = {1: (0.0015, "base-low"), 2: (0.006, "base-low"),
+          3: (0.025, "base-high"), 4: (0.12, "base-high")}
 
 
 def _train(data, out, lmbda, steps, extra):
@@ -31,8 +31,8 @@ def _train(data, out, lmbda, steps, extra):
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--runs", default="runs", show_default=True, type=click.Path(file_okay=False))
-@click.option("--base-steps", default=12000, show_default=True)
-@click.option("--level-steps", default=2500, show_default=True)
+@click.option("--base-steps", default=17000, show_default=True)
+@click.option("--level-steps", default=1500, show_default=True)
 @click.option("--level", "only", type=int, multiple=True, help="Only these levels.")
 def main(data, runs, base_steps, level_steps, only):
     """Train the base model, then fine-tune one model per quality level."""
