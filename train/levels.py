@@ -31,8 +31,8 @@ def _train(data, out, lmbda, steps, extra):
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--runs", default="runs", show_default=True, type=click.Path(file_okay=False))
-@click.option("--base-steps", default=17000, show_default=True)
-@click.option("--level-steps", default=1500, show_default=True)
+@click.option("--base-steps", default=21000, show_default=True)
+@click.option("--level-steps", default=1000, show_default=True)
 @click.option("--level", "only", type=int, multiple=True, help="Only these levels.")
 def main(data, runs, base_steps, level_steps, only):
     """Train the base model, then fine-tune one model per quality level."""
