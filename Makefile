@@ -9,7 +9,7 @@ RUNS ?= runs
 LEVELS ?= 1 2 3 4
 DEMO ?= demo-output
 
-.PHONY: demo setup setup-runtime test train quantize bench cards clean
+.PHONY: demo setup setup-runtime test train quantize bench bench-float cards clean
 
 demo: setup-runtime  ## set up, then compress and decompress the sample image
 	mkdir -p $(DEMO)
@@ -49,8 +49,12 @@ quantize: setup  ## export each level to models/qN.aem (int8 + float32 TFLite, e
 bench: setup-runtime  ## aedge against JPEG, WebP and AVIF on Kodak
 	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results
 
-cards: setup  ## model cards models/qN.md from the manifests and bench-results/bench.json
-	$(VENV)/bin/python -m aedge.optimize.cards bench-results/bench.json
+bench-float: setup-runtime  ## the same, aedge's float32 networks only
+	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results/float --float --codec jpeg
+
+cards: setup  ## model cards and the README's results, from bench-results/
+	$(VENV)/bin/python -m aedge.optimize.cards bench-results/bench.json \
+	  --float-report bench-results/float/bench.json --readme README.md
 
 clean:
 	rm -rf $(VENV) $(LEAN) $(DEMO) bench-results

@@ -47,10 +47,33 @@ def card(model, point, report):
     return "\n".join(lines)
 
 
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def update_readme(readme, tables):
+    """Puts the bench tables between the README's markers, so its numbers are the measured ones."""
+    text = readme.read_text()
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{tables}{README_END}{tail}")
+
+
 @click.command()
 @click.argument("report", type=click.Path(exists=True, dir_okay=False))
-def main(report):
+@click.option("--float-report", type=click.Path(exists=True, dir_okay=False),
+              help="A second bench of the float32 networks, for the README.")
+@click.option("--readme", type=click.Path(exists=True, dir_okay=False),
+              help="Also put the bench tables into this README, between its bench markers.")
+def main(report, float_report, readme):
     """Write models/qN.md for every shipped model, with its numbers from REPORT."""
+    from aedge.bench import markdown
+
+    if readme:
+        tables = markdown(json.loads(Path(report).read_text()))
+        if float_report:
+            tables += "\n" + markdown(json.loads(Path(float_report).read_text()))
+        update_readme(Path(readme), tables)
+        click.echo(f"updated {readme}")
     report = json.loads(Path(report).read_text())
     points = {s["q"]: s for s in report["summary"] if s["codec"] == "aedge"}
     for path in sorted(MODELS.glob("*.aem")):
