@@ -68,7 +68,7 @@ def analysis_transform(n=N_FILTERS, m=M_LATENT):
     # Even kernels: with TF's "same" padding a 4x4 stride-2 window is centred between input
     # pixels 2i and 2i+1, exactly where depth_to_space in g_s puts latent i back. A 5x5 window
     # is centred on a pixel instead: half a pixel off per layer, 7.5 pixels over four layers,
-    # and g_s spent its training learning to undo the shift (measured: blurred, shifted output).
+    # a shift that g_s would have to learn to undo.
     conv = lambda c: keras.layers.Conv2D(c, 4, strides=2, padding="same")
     return keras.Sequential(
         [conv(n), GDN(), conv(n), GDN(), conv(n), GDN(), conv(m)], name="g_a")
