@@ -117,9 +117,20 @@ def summarise(records, folder, variant):
             "bd_rate_percent": bd, "records": records}
 
 
+def pareto(points, key):
+    """The points no other point beats on both rate and quality: BD-rate needs curves that rise,
+    and a level that costs more bits for less quality is no part of a codec's curve."""
+    front = []
+    for p in sorted(points, key=lambda p: p["bpp"]):
+        if not front or p[key] > front[-1][key]:
+            front.append(p)
+    return front
+
+
 def _bd(reference, test, key):
     # MS-SSIM is compared in dB, -10 log10(1 - MS-SSIM), where curves are closer to linear.
     value = (lambda s: -10 * np.log10(1 - s[key])) if key == "ms_ssim" else (lambda s: s[key])
+    reference, test = pareto(reference, key), pareto(test, key)
     try:
         return metrics.bd_rate([s["bpp"] for s in reference], [value(s) for s in reference],
                                [s["bpp"] for s in test], [value(s) for s in test])
@@ -144,7 +155,9 @@ def markdown(report):
                      f"{s['ssim']:.4f} | {s['ms_ssim']:.4f} | {s['encode_ms']:.1f} | "
                      f"{s['decode_ms']:.1f} |")
     if report["bd_rate_percent"]:
-        lines += ["", "BD-rate of aedge (negative: fewer bits at equal quality):", "",
+        lines += ["", "BD-rate of aedge (negative: fewer bits at equal quality; cubic fits over "
+                  "the quality range both curves cover, each curve reduced to its points that no "
+                  "other point beats on both rate and quality):", "",
                   "| against | on PSNR | on MS-SSIM (dB) |", "|---|---|---|"]
         fmt = lambda v: "no overlap" if v is None else f"{v:+.1f}%"
         for name, bd in report["bd_rate_percent"].items():

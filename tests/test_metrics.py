@@ -227,3 +227,10 @@ def test_bits_per_pixel():
     assert bits_per_pixel(24576, 768, 512) == pytest.approx(0.5)
     with pytest.raises(ValueError):
         bits_per_pixel(10, 0, 10)
+
+
+def test_bd_rate_ignores_dominated_points():
+    from aedge.bench import pareto
+    points = [{"bpp": 1.0, "psnr": 30.0}, {"bpp": 0.5, "psnr": 28.0},
+              {"bpp": 1.2, "psnr": 29.5}, {"bpp": 2.0, "psnr": 33.0}]
+    assert [p["bpp"] for p in pareto(points, "psnr")] == [0.5, 1.0, 2.0]
