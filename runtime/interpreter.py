@@ -1,7 +1,8 @@
 """A TFLite network behind a plain call: float32 array in, float32 array out.
 
-LiteRT (ai-edge-litert) is the interpreter aedge installs; tflite_runtime or TensorFlow's own
-tf.lite serve where that is what a device has.
+LiteRT (ai-edge-litert) is the interpreter aedge installs; tflite_runtime serves where that is
+what a device has. TensorFlow's tf.lite is deliberately not a fallback: the runtime never
+imports TensorFlow.
 """
 import contextlib
 import os
@@ -18,11 +19,7 @@ def _interpreter_class():
         try:
             from tflite_runtime.interpreter import Interpreter
         except ImportError:
-            try:
-                import tensorflow as tf
-            except ImportError:
-                raise AedgeError("no TFLite interpreter: pip install ai-edge-litert") from None
-            Interpreter = tf.lite.Interpreter
+            raise AedgeError("no TFLite interpreter: pip install ai-edge-litert") from None
     return Interpreter
 
 
