@@ -5,7 +5,7 @@ after one warm-up, so interpreter set-up is not counted (a device keeps its code
 SSIM is scikit-image's with the settings of Wang et al. 2004 (Gaussian window, sigma 1.5).
 """
 import io
-import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -16,7 +16,6 @@ from PIL import Image
 
 from aedge import images, metrics, registry
 from aedge.errors import AedgeError
-from aedge.files import atomic_write
 
 QUALITIES = {
     "jpeg": (5, 10, 15, 20, 25, 35, 45, 50, 60, 75, 85, 95),
@@ -139,7 +138,6 @@ def _bd(reference, test, key):
 
 
 def _machine():
-    import os
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "python": platform.python_version(), "pillow": Image.__version__,
             "system": platform.platform()}

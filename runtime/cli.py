@@ -125,9 +125,7 @@ def decompress(inputs, output, model, use_float, force):
     """Decompress .aei files (- for stdin) to images."""
     def work(source, target):
         data = _read_input(source)
-        header, _ = bitstream.parse_header(data)
-        path = model or registry.find_by_identity(header.model_id)
-        codec = registry.load(model=path, variant="float32" if use_float else "int8")
+        codec = registry.codec_for(data, model, "float32" if use_float else "int8")
         suffix = ".png" if target == STDIO else Path(target).suffix or ".png"
         _write_output(target, images.encode(codec.decompress(data), suffix), force)
     _guard(lambda: _run_all(_outputs(inputs, output, ".png"), work, "decompressing"))

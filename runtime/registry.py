@@ -70,9 +70,15 @@ def load(model=None, level=None, variant="int8", threads=None):
     return _codec(path.resolve(), variant, threads)
 
 
-def decompress(data, variant="int8"):
-    """Decompresses .aei bytes with whichever installed model made them."""
+def codec_for(data, model=None, variant="int8"):
+    """The codec that reads these .aei bytes: the given model file, else the installed model
+    that made them."""
     from aedge import bitstream
 
     header, _ = bitstream.parse_header(bytes(data))
-    return load(model=find_by_identity(header.model_id), variant=variant).decompress(data)
+    return load(model=model or find_by_identity(header.model_id), variant=variant)
+
+
+def decompress(data, variant="int8"):
+    """Decompresses .aei bytes with whichever installed model made them."""
+    return codec_for(data, variant=variant).decompress(data)
