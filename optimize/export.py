@@ -43,7 +43,7 @@ def calibration_images(data_dir, count=CALIBRATION_CROPS, size=CALIBRATION_SIZE,
     return crops
 
 
-def to_tflite(layer, channels, representative=None, float_convs=()):
+def to_tflite(layer, channels, representative=None, float_convs=(), float_model=None):
     """float32 flatbuffer, or int8 when calibration inputs are given.
 
     The int8 graph keeps GDN's SQRT and RSQRT in float: XNNPACK has no int8 kernel for them,
@@ -65,7 +65,7 @@ def to_tflite(layer, channels, representative=None, float_convs=()):
         return tf.lite.TFLiteConverter.from_concrete_functions(
             [network.get_concrete_function()], layer)
 
-    float_model = converter().convert()
+    float_model = float_model or converter().convert()
     if representative is None:
         return float_model
     names = _conv_output_names(float_model)
@@ -108,11 +108,12 @@ def export(run_dir, data_dir, level, name=None):
     medians, offsets, freqs = entropy_tables.build(codec.entropy_bottleneck)
     images = calibration_images(data_dir)
     latents = [np.round(codec.g_a(x).numpy() - medians) + medians for x in images]
+    encoder, decoder = to_tflite(codec.g_a, 3), to_tflite(codec.g_s, codec.m)
     networks = {
-        ("encoder", "float32"): to_tflite(codec.g_a, 3),
-        ("decoder", "float32"): to_tflite(codec.g_s, codec.m),
-        ("encoder", "int8"): to_tflite(codec.g_a, 3, images, float_convs=[-1]),
-        ("decoder", "int8"): to_tflite(codec.g_s, codec.m, latents, float_convs=[0, -1]),
+        ("encoder", "float32"): encoder,
+        ("decoder", "float32"): decoder,
+        ("encoder", "int8"): to_tflite(codec.g_a, 3, images, [-1], encoder),
+        ("decoder", "int8"): to_tflite(codec.g_s, codec.m, latents, [0, -1], decoder),
     }
     manifest = {
         "name": name or f"aedge-factorized-q{level}",

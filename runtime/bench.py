@@ -66,7 +66,7 @@ def _measure(encode, decode, array, ssim):
 
 def run(folder, levels=None, codecs=("jpeg", "webp", "avif"), limit=None, variant="int8",
         progress=None):
-    """Returns the bench report as a dict (see write_report)."""
+    """Returns the bench report as a dict (see summarise)."""
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise AedgeError(f"no images in {folder}")
