@@ -18,7 +18,7 @@ def _recipe(training, indent=""):
              f"crops, Adam at {training.get('lr')}, on {training.get('train_images')} images "
              f"of `{training.get('data')}`"]
     if "fine_tuned_from" in training:
-        lines.append(f"{indent}- fine-tuned from a base model trained as follows:")
+        lines.append(f"{indent}- starting from a model trained as follows:")
         lines += _recipe(training["fine_tuned_from"], indent + "  ")
     return lines
 

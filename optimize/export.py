@@ -93,10 +93,14 @@ def _training_summary(config):
     keys = ("lmbda", "distortion", "steps", "batch", "crop", "lr", "data", "train_images")
     summary = {k: config[k] for k in keys if k in config}
     if config.get("init_from"):
-        # Fine-tuned levels start from a base run: its recipe is part of this model's.
-        base = Path(config["init_from"]).parent / "config.json"
-        if base.is_file():
-            summary["fine_tuned_from"] = _training_summary(json.loads(base.read_text()))
+        # Fine-tuned levels start from a base run: its recipe is part of this model's. Its
+        # configuration sits beside the weights: runs/NAME/config.json or models/bases/NAME.config.json.
+        weights = Path(config["init_from"])
+        for base in (weights.parent / "config.json",
+                     weights.with_name(weights.name.replace(".weights.h5", ".config.json"))):
+            if base.is_file():
+                summary["fine_tuned_from"] = _training_summary(json.loads(base.read_text()))
+                break
     return summary
 
 
