@@ -93,3 +93,35 @@ def test_export_gives_a_model_the_runtime_uses(run_dir, photos, tmp_path):
     for variant in ("int8", "float32"):
         codec = aedge.load(model=path, variant=variant)
         assert codec.decompress(codec.compress(image)).shape == image.shape
+
+
+def test_a_killed_run_resumes_where_it_stopped(photos, tmp_path):
+    import csv
+    import subprocess
+    import sys
+    import time
+    epochs = 200
+    command = [sys.executable, "-m", "aedge.train.train", "--data", str(photos), "--out",
+               str(tmp_path), "--lmbda", "0.01", "--steps", str(2 * epochs),
+               "--steps-per-epoch", "2", "--crop", "32", "--batch", "2", "--threads", "1"]
+    history = tmp_path / "history.csv"
+
+    def epochs_done():
+        with history.open() as f:
+            return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (history.is_file() and len(epochs_done()) >= 3) and run.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    run.kill()
+    assert run.wait() != 0, "the run ended before it could be interrupted"
+    stopped_after = epochs_done()[-1]
+    assert stopped_after < epochs - 1
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = epochs_done()
+    # Resumed from the last backup: no epoch trained twice, none restarted from zero.
+    assert done[0] == 0 and done[-1] == epochs - 1
+    assert all(a < b for a, b in zip(done, done[1:]))
+    assert (tmp_path / "final.weights.h5").is_file()
