@@ -125,3 +125,24 @@ def test_a_killed_run_resumes_where_it_stopped(photos, tmp_path):
     assert done[0] == 0 and done[-1] == epochs - 1
     assert all(a < b for a, b in zip(done, done[1:]))
     assert (tmp_path / "final.weights.h5").is_file()
+
+
+def test_levels_go_on_after_the_latest_base_stage_given(tmp_path, monkeypatch):
+    from aedge.train import levels
+    runs = []
+    monkeypatch.setattr(levels, "_train", lambda data, out, lmbda, steps, extra:
+                        runs.append((out.name, extra[extra.index("--init-from") + 1]
+                                     if "--init-from" in extra else None)))
+    given = tmp_path / "bases"
+    given.mkdir()
+    first, second = (stage[0] for stage in levels.BASES["base-high"][:2])
+    (given / f"{first}.weights.h5").touch()
+    args = ["--data", str(tmp_path), "--runs", str(tmp_path / "runs"), "--level", "4"]
+    assert CliRunner().invoke(levels.main, args + ["--init-from", str(given)]).exit_code == 0
+    assert runs[0] == (second, str(given / f"{first}.weights.h5"))
+    last = levels.BASES["base-high"][-1][0]
+    assert runs[-1][0] == "q4" and runs[-1][1].endswith(f"{last}/final.weights.h5")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(levels.main, args + ["--init-from", str(empty)])
+    assert result.exit_code == 1 and "no weights for base-high" in result.output
