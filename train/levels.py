@@ -23,7 +23,7 @@ BASES = {
 # Each level: (lambda, the base it starts from): from about 0.15 to 1.5 bits per pixel on Kodak.
 LEVELS = {1: (0.0012, "base-low"), 2: (0.004, "base-low"),
           3: (0.018, "base-high"), 4: (0.15, "base-high")}
-LEVEL_STEPS = 4000
+LEVEL_STEPS = 5000
 LEVEL_LR = ["--lr", "1e-4", "--lr-drop-at", "0.7"]
 
 
