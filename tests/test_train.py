@@ -25,7 +25,8 @@ def run_dir(photos, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     result = CliRunner().invoke(main, ["--data", str(photos), "--out", str(out), "--lmbda",
                                        "0.01", "--steps", "4", "--steps-per-epoch", "2",
-                                       "--crop", "64", "--batch", "2"])
+                                       "--crop", "64", "--batch", "2",
+                                       "--latent-channels", "40"])
     assert result.exit_code == 0, result.output
     return out
 
@@ -57,7 +58,7 @@ def test_tables_cost_what_the_model_predicts():
 
 def test_training_writes_weights_logs_and_history(run_dir):
     assert (run_dir / "final.weights.h5").is_file()
-    assert (run_dir / "config.json").is_file()
+    assert '"m": 40' in (run_dir / "config.json").read_text()
     assert len((run_dir / "history.csv").read_text().strip().splitlines()) == 3  # header + 2
     assert any((run_dir / "logs").rglob("events.out.tfevents.*"))
 

@@ -37,13 +37,16 @@ def _strategy(tf):
               help="Fraction of the steps after which the learning rate drops tenfold.")
 @click.option("--steps-per-epoch", type=int, default=250, show_default=True,
               help="Steps between validation, checkpoint and log points.")
+@click.option("--latent-channels", type=int, default=None,
+              help="Channels of the latent (default: the model's, 96). More of them raise the "
+                   "quality the transforms can reach at high rates.")
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False),
               help="Start from these weights (.weights.h5) instead of random ones.")
 @click.option("--mixed-precision", is_flag=True, help="float16 compute on a GPU.")
 @click.option("--threads", type=int, default=0, help="CPU threads (0: all).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def main(data_dir, out_dir, lmbda, distortion, steps, batch, crop, lr, lr_drop_at,
-         steps_per_epoch, init_from, mixed_precision, threads, seed):
+         steps_per_epoch, latent_channels, init_from, mixed_precision, threads, seed):
     """Train the codec at one rate-distortion trade-off."""
     import tensorflow as tf
     import tf_keras as keras
@@ -72,7 +75,8 @@ def main(data_dir, out_dir, lmbda, distortion, steps, batch, crop, lr, lr_drop_a
 
     strategy = _strategy(tf)
     with strategy.scope():
-        model = Codec(lmbda, distortion=distortion)
+        model = Codec(lmbda, distortion=distortion,
+                      **({"m": latent_channels} if latent_channels else {}))
         model.build((None, crop, crop, 3))
         if init_from:
             model.load_weights(init_from)
