@@ -68,13 +68,13 @@ def main(report, float_report, readme):
     """Write models/qN.md for every shipped model, with its numbers from REPORT."""
     from aedge.bench import markdown
 
+    report = json.loads(Path(report).read_text())
     if readme:
-        tables = markdown(json.loads(Path(report).read_text()))
+        tables = markdown(report)
         if float_report:
             tables += "\n" + markdown(json.loads(Path(float_report).read_text()))
         update_readme(Path(readme), tables)
         click.echo(f"updated {readme}")
-    report = json.loads(Path(report).read_text())
     points = {s["q"]: s for s in report["summary"] if s["codec"] == "aedge"}
     for path in sorted(MODELS.glob("*.aem")):
         model = modelfile.read(path)

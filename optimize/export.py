@@ -51,9 +51,8 @@ def to_tflite(layer, channels, representative=None, float_convs=(), float_model=
     30 ms on a Kodak image here). GDN's multiplications stay in float too: in int8 they cost
     the highest level 0.55 dB, in float 4 ms. The convolutions listed in float_convs (by
     position) stay in float as well: the ones that produce the latent or read it, whose integer
-    values one
-    int8 scale per tensor cannot hold (measured: 5% more bits and 0.3 dB less with them in
-    int8), and the one that produces the pixels. Every other convolution is int8.
+    values one int8 scale per tensor cannot hold (measured: 5% more bits and 0.3 dB less with
+    them in int8), and the one that produces the pixels. Every other convolution is int8.
     """
     import tensorflow as tf
 

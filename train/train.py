@@ -37,9 +37,9 @@ def _strategy(tf):
               help="Fraction of the steps after which the learning rate drops tenfold.")
 @click.option("--steps-per-epoch", type=int, default=250, show_default=True,
               help="Steps between validation, checkpoint and log points.")
-@click.option("--latent-channels", type=int, default=None,
-              help="Channels of the latent (default: the model's, 96). More of them raise the "
-                   "quality the transforms can reach at high rates.")
+@click.option("--latent-channels", type=int, default=0,
+              help="Channels of the latent (0: the model's default, 96). More of them raise "
+                   "the quality the transforms can reach at high rates.")
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False),
               help="Start from these weights (.weights.h5) instead of random ones.")
 @click.option("--mixed-precision", is_flag=True, help="float16 compute on a GPU.")
@@ -52,7 +52,7 @@ def main(data_dir, out_dir, lmbda, distortion, steps, batch, crop, lr, lr_drop_a
     import tf_keras as keras
 
     from aedge.train import data
-    from aedge.train.model import Codec
+    from aedge.train.model import M_LATENT, Codec
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -75,8 +75,7 @@ def main(data_dir, out_dir, lmbda, distortion, steps, batch, crop, lr, lr_drop_a
 
     strategy = _strategy(tf)
     with strategy.scope():
-        model = Codec(lmbda, distortion=distortion,
-                      **({"m": latent_channels} if latent_channels else {}))
+        model = Codec(lmbda, m=latent_channels or M_LATENT, distortion=distortion)
         model.build((None, crop, crop, 3))
         if init_from:
             model.load_weights(init_from)
