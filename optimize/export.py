@@ -30,9 +30,10 @@ def load_codec(run_dir):
 
 
 def calibration_images(data_dir, count=CALIBRATION_CROPS, size=CALIBRATION_SIZE, seed=1):
-    from aedge.train import data, files
+    from aedge.train import data
+    from aedge.train.files import find_images
 
-    files = files.find_images(data_dir)
+    files = find_images(data_dir)
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(files), size=min(count, len(files)), replace=False)
     ds = data.validation_dataset([files[i] for i in sorted(picked)], crop=size)

@@ -51,7 +51,8 @@ def main(data_dir, out_dir, lmbda, distortion, steps, batch, crop, lr, lr_drop_a
     import tensorflow as tf
     import tf_keras as keras
 
-    from aedge.train import data, files
+    from aedge.train import data
+    from aedge.train.files import find_images, split
     from aedge.train.model import M_LATENT, Codec
 
     if threads:
@@ -66,10 +67,10 @@ def main(data_dir, out_dir, lmbda, distortion, steps, batch, crop, lr, lr_drop_a
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        files = files.find_images(data_dir)
+        files = find_images(data_dir)
     except FileNotFoundError as e:
         raise click.ClickException(str(e))
-    train_files, val_files = files.split(files, 0.03)
+    train_files, val_files = split(files, 0.03)
     click.echo(f"{len(train_files)} training and {len(val_files)} validation images; "
                f"{len(tf.config.list_physical_devices('GPU'))} GPU(s)")
 
