@@ -6,7 +6,7 @@ LEAN ?= .venv-runtime
 DATA ?= ../shared/data/train
 KODAK ?= ../shared/data/kodak
 RUNS ?= runs
-LEVELS ?= 1 2 3 4
+LEVELS ?= 1 2 3 4 5 6
 DEMO ?= demo-output
 
 .PHONY: demo setup setup-runtime test train quantize bench bench-float cards clean
@@ -24,7 +24,7 @@ setup-runtime: $(LEAN)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[train,bench,test]'
+	$(VENV)/bin/pip install -q -e '.[train,jax,bench,test]'
 	touch $@
 
 $(LEAN)/.installed: pyproject.toml

@@ -16,7 +16,8 @@ def _recipe(training, indent=""):
     lines = [f"{indent}- lambda {training.get('lmbda')}, {training.get('steps')} steps of "
              f"{training.get('batch')} random {training.get('crop')}x{training.get('crop')} "
              f"crops, Adam at {training.get('lr')}, on {training.get('train_images')} images "
-             f"of `{training.get('data')}`"]
+             f"of `{training.get('data')}`"
+             + (f", with {training['trained_with']}" if "trained_with" in training else "")]
     if "fine_tuned_from" in training:
         lines.append(f"{indent}- starting from a model trained as follows:")
         lines += _recipe(training["fine_tuned_from"], indent + "  ")

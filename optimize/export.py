@@ -90,7 +90,8 @@ def _conv_output_names(flatbuffer):
 
 
 def _training_summary(config):
-    keys = ("lmbda", "distortion", "steps", "batch", "crop", "lr", "data", "train_images")
+    keys = ("lmbda", "distortion", "steps", "batch", "crop", "lr", "data", "train_images",
+            "trained_with")
     summary = {k: config[k] for k in keys if k in config}
     if config.get("init_from"):
         # Fine-tuned levels start from a base run: its recipe is part of this model's. Its

@@ -128,22 +128,84 @@ def test_a_killed_run_resumes_where_it_stopped(photos, tmp_path):
     assert (tmp_path / "final.weights.h5").is_file()
 
 
-def test_levels_go_on_after_the_latest_base_stage_given(tmp_path, monkeypatch):
+def test_levels_fine_tune_from_the_given_bases(tmp_path, monkeypatch):
     from aedge.train import levels
     runs = []
-    monkeypatch.setattr(levels, "_train", lambda data, out, lmbda, steps, extra:
-                        runs.append((out.name, extra[extra.index("--init-from") + 1]
+    monkeypatch.setattr(levels, "_train", lambda data, out, lmbda, extra:
+                        runs.append((out.name, lmbda, extra[extra.index("--init-from") + 1]
                                      if "--init-from" in extra else None)))
+    lmbda, base = levels.LEVELS[3]
+    args = ["--data", str(tmp_path), "--runs", str(tmp_path / "runs"), "--level", "3"]
+    # Without --init-from, the base is trained first and the level starts from its run.
+    assert CliRunner().invoke(levels.main, args).exit_code == 0
+    assert runs == [(base, levels.BASES[base], None),
+                    ("q3", lmbda, str(tmp_path / "runs" / base / "final.weights.h5"))]
     given = tmp_path / "bases"
     given.mkdir()
-    first, second = (stage[0] for stage in levels.BASES["base-high"][:2])
-    (given / f"{first}.weights.h5").touch()
-    args = ["--data", str(tmp_path), "--runs", str(tmp_path / "runs"), "--level", "4"]
+    (given / f"{base}.weights.h5").touch()
+    runs.clear()
     assert CliRunner().invoke(levels.main, args + ["--init-from", str(given)]).exit_code == 0
-    assert runs[0] == (second, str(given / f"{first}.weights.h5"))
-    last = levels.BASES["base-high"][-1][0]
-    assert runs[-1][0] == "q4" and runs[-1][1].endswith(f"{last}/final.weights.h5")
+    assert runs == [("q3", lmbda, str(given / f"{base}.weights.h5"))]
     empty = tmp_path / "empty"
     empty.mkdir()
     result = CliRunner().invoke(levels.main, args + ["--init-from", str(empty)])
-    assert result.exit_code == 1 and "no weights for base-high" in result.output
+    assert result.exit_code == 1 and f"no {base}.weights.h5" in result.output
+
+
+def test_pack_downscales_jpegs_and_leaves_out_validation_and_small_images(photos, tmp_path):
+    import json
+    from aedge.train.files import find_images, split
+    from aedge.train.pack import main
+    Image.fromarray(synthetic(100, 400)).save(tmp_path / "small.png")
+    for f in photos.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    # A name that the validation rule holds out (the first byte of its SHA-1 is below 0.03).
+    held_out = next(f"v{i}.png" for i in range(1000)
+                    if split([f"v{i}.png"], 0.03)[1])
+    Image.fromarray(synthetic(300, 300)).save(tmp_path / held_out)
+    out = tmp_path / "pack"
+    result = CliRunner().invoke(main, [str(tmp_path), "-o", str(out), "--crop", "256"])
+    assert result.exit_code == 0, result.output
+    packed = sorted(out.glob("*.jpg"))
+    kept = split(find_images(photos), 0.03)[0]
+    assert len(packed) == len(kept)  # not the small one, nor the held-out ones
+    jpegs = sum(f.endswith(".jpg") for f in kept)
+    assert 0 < jpegs < len(kept)
+    sizes = sorted(Image.open(f).size for f in packed)
+    # 340x300 JPEGs shrink as far as the crop allows (to 256 on the short side); PNGs stay.
+    assert sizes == [(290, 256)] * jpegs + [(340, 300)] * (len(kept) - jpegs)
+    assert json.loads((out / "pack.json").read_text())["images"] == len(kept)
+
+
+def test_jax_trainer_computes_what_the_keras_model_computes(photos, tmp_path):
+    jax = pytest.importorskip("jax")
+    from aedge.train import jax_train
+    from aedge.train.convert import main as convert
+    from aedge.train.pack import main as pack
+    assert CliRunner().invoke(pack, [str(photos), "-o", str(tmp_path / "pack")]).exit_code == 0
+    result = CliRunner().invoke(jax_train.main, [
+        str(tmp_path / "pack"), "-o", str(tmp_path / "gpu"), "--lmbda", "0.01", "--lmbda", "0.1",
+        "--latent-channels", "24", "--minutes", "1", "--max-steps", "20", "--batch", "2",
+        "--crop", "64"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(convert, [str(tmp_path / "gpu" / "lambda-0.1.npz"),
+                                          "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    from aedge.optimize.export import load_codec
+    codec, config = load_codec(tmp_path / "run")
+    assert (config["m"], config["lmbda"], config["steps"]) == (24, 0.1, 20)
+    with np.load(tmp_path / "gpu" / "lambda-0.1.npz") as saved:
+        params = {k.split(":", 1)[1]: saved[k] for k in sorted(saved.files)}
+    x = synthetic(48, 80)[None].astype(np.float32) / 255
+    y_jax = np.asarray(jax_train.g_a(params, x))
+    y = codec.g_a(x).numpy()
+    np.testing.assert_allclose(y, y_jax, atol=1e-4)
+    y = np.round(y)
+    np.testing.assert_allclose(codec.g_s(y).numpy(), jax_train.g_s(params, y), atol=1e-4)
+    bits = -np.log2(codec.entropy_bottleneck(y).numpy()).sum()
+    np.testing.assert_allclose(bits, -np.log2(jax_train.likelihood(params, y)).sum(), rtol=1e-4)
+    # Training moved the weights away from where they started (seed 0, second model).
+    _, _, second = jax.random.split(jax.random.key(0), 3)
+    start = dict(jax_train.init_params(second, m=24))
+    assert set(start) == set(params)
+    assert not np.allclose(params["g_a.conv0.kernel"], start["g_a.conv0.kernel"])

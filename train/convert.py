@@ -31,6 +31,12 @@ def keras_codec(npz_path, lmbda, m):
     return codec
 
 
+def _data(pack):
+    if "jpeg_quality" not in pack:
+        return pack["source"]
+    return f"{pack['source']} (packed as JPEG 4:4:4 at quality {pack['jpeg_quality']})"
+
+
 @click.command()
 @click.argument("npz", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
@@ -48,7 +54,7 @@ def main(npz, out_dir):
               "steps": meta["steps"], "batch": meta["batch"], "crop": meta["crop"],
               "lr": meta["lr"], "lr_drop_at_step": meta["lr_drop_at"], "init_from": None,
               "trained_with": f"train/jax_train.py on {meta['device']}",
-              "data": meta["pack"], "train_images": meta["pack_images"]}
+              "data": _data(meta["pack"]), "train_images": meta["pack_images"]}
     (out / "config.json").write_text(json.dumps(config, indent=2))
     click.echo(f"{out}: lambda {lmbda:g}, {meta['steps']} steps")
 

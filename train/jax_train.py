@@ -154,6 +154,11 @@ def load_pack(folder):
     return packed, sizes
 
 
+def _about(pack):
+    about = Path(pack) / "pack.json"
+    return json.loads(about.read_text()) if about.is_file() else {"source": str(pack)}
+
+
 def random_crops(key, images, sizes, batch, crop):
     k_index, k_y, k_x, k_flip = jax.random.split(key, 4)
     index = jax.random.randint(k_index, (batch,), 0, images.shape[0])
@@ -273,7 +278,7 @@ def main(pack, out_dir, lambdas, latent_channels, minutes, max_steps, batch, cro
 
     meta = {"lambdas": list(lambdas), "n": N_FILTERS, "m": latent_channels, "batch": batch,
             "crop": crop, "lr": lr, "lr_drop_at": drop, "planned_steps": steps, "seed": seed,
-            "pack": str(pack), "pack_images": int(images.shape[0]),
+            "pack": _about(pack), "pack_images": int(images.shape[0]),
             "device": str(jax.devices()[0].device_kind), "seconds_per_step": step_s,
             "history": []}
     window, last_save, count = [], time.time(), 11

@@ -6,6 +6,7 @@ travels to it). JPEG sources are downscaled as the tf.data pipeline does (a rand
 high quality, whose errors (about 45 dB) lie far below what the codec is trained to keep.
 Validation files are left out, by the same rule as training.
 """
+import json
 import os
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def _prepared(path, crop, rng):
     if Path(path).suffix.lower() in JPEG_SUFFIXES:
         scale = max(rng.uniform(0.5, 0.75), crop / min(w, h))
         if scale < 1.0:
-            image = image.resize((int(w * scale), int(h * scale)), Image.Resampling.BOX)
+            image = image.resize((round(w * scale), round(h * scale)), Image.Resampling.BOX)
     return image
 
 
@@ -51,6 +52,10 @@ def main(data_dir, out_dir, crop, quality, seed):
         os.replace(tmp, target)
         kept += 1
         total += target.stat().st_size
+    # What the pack was made from travels with it, into the trained models' recipes.
+    about = {"source": str(data_dir), "images": kept, "crop": crop, "jpeg_quality": quality,
+             "seed": seed}
+    (out / "pack.json").write_text(json.dumps(about, indent=2))
     click.echo(f"{kept} of {len(train_files)} images, {total / 2**20:.1f} MiB, in {out}")
 
 
