@@ -25,7 +25,7 @@ import numpy as np
 from jax import lax
 from PIL import Image
 
-N_FILTERS, M_LATENT = 64, 96  # as in model.py
+N_FILTERS, M_LATENT = 64, 192  # as in model.py
 EB_FILTERS, EB_INIT_SCALE = (3, 3, 3), 10.0
 CLIPNORM, ADAM_EPSILON = 1.0, 1e-7  # tf_keras Adam(clipnorm=1.0) clips each variable alone
 

@@ -38,7 +38,7 @@ def _strategy(tf):
 @click.option("--steps-per-epoch", type=int, default=250, show_default=True,
               help="Steps between validation, checkpoint and log points.")
 @click.option("--latent-channels", type=int, default=0,
-              help="Channels of the latent (0: the model's default, 96). More of them raise "
+              help="Channels of the latent (0: the model's default, 192). More of them raise "
                    "the quality the transforms can reach at high rates.")
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False),
               help="Start from these weights (.weights.h5) instead of random ones.")
