@@ -152,6 +152,18 @@ def test_levels_fine_tune_from_the_given_bases(tmp_path, monkeypatch):
     assert result.exit_code == 1 and f"no {base}.weights.h5" in result.output
 
 
+def test_levels_between_bases_train_longer(tmp_path, monkeypatch):
+    from aedge.train import levels
+    steps = {}
+    monkeypatch.setattr(levels, "_train", lambda data, out, lmbda, extra:
+                        steps.update({out.name: int(extra[extra.index("--steps") + 1])}))
+    CliRunner().invoke(levels.main, ["--data", str(tmp_path), "--runs", str(tmp_path)])
+    for level, (lmbda, base) in levels.LEVELS.items():
+        recipe = levels.REFINE if lmbda == levels.BASES[base] else levels.MOVE
+        assert steps[f"q{level}"] == int(recipe[recipe.index("--steps") + 1])
+    assert levels.REFINE != levels.MOVE and set(steps) >= set(levels.BASES)
+
+
 def test_pack_downscales_jpegs_and_leaves_out_validation_and_small_images(photos, tmp_path):
     import json
     from aedge.train.files import find_images, split

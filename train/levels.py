@@ -25,7 +25,10 @@ BASE_RECIPE = ["--steps", "37975", "--batch", "16", "--crop", "256",
 # Each level: (lambda, the base it starts from): from about 0.15 to 2 bits per pixel on Kodak.
 LEVELS = {1: (0.0018, "base-0.0018"), 2: (0.008, "base-0.008"), 3: (0.017, "base-0.036"),
           4: (0.036, "base-0.036"), 5: (0.075, "base-0.16"), 6: (0.16, "base-0.16")}
-LEVEL_RECIPE = ["--steps", "3000", "--lr", "5e-5", "--lr-drop-at", "0.7"]
+# A level at its base's lambda is only refined on the photos themselves (the bases saw a JPEG
+# pack of them); a level between two bases has to move its rate, with more and larger steps.
+REFINE = ["--steps", "3000", "--lr", "5e-5", "--lr-drop-at", "0.7"]
+MOVE = ["--steps", "5000", "--lr", "2e-4", "--lr-drop-at", "0.7"]
 
 
 def _train(data, out, lmbda, extra):
@@ -61,8 +64,9 @@ def main(data, runs, only, init_dir, threads):
             _train(data, runs / base, BASES[base], BASE_RECIPE + common)
             bases[base] = runs / base / "final.weights.h5"
     for level, (lmbda, base) in levels.items():
+        recipe = REFINE if lmbda == BASES[base] else MOVE
         _train(data, runs / f"q{level}", lmbda,
-               LEVEL_RECIPE + ["--init-from", str(bases[base])] + common)
+               recipe + ["--init-from", str(bases[base])] + common)
 
 
 if __name__ == "__main__":
