@@ -292,8 +292,7 @@ def main(pack, out_dir, lambdas, latent_channels, minutes, max_steps, batch, cro
             meta["history"].append({"step": count, "loss": mean[:, 0].tolist(),
                                     "bpp": mean[:, 1].tolist(), "psnr": psnr.tolist()})
             click.echo(f"step {count}: " + "  ".join(
-                f"[{lm:g}] {b:.3f} bpp {q:.2f} dB" for lm, b, q in zip(lambdas, mean[:, 1], psnr)),
-                nl=True)
+                f"[{lm:g}] {b:.3f} bpp {q:.2f} dB" for lm, b, q in zip(lambdas, mean[:, 1], psnr)))
             if time.time() - last_save > 90:
                 meta["steps"] = count
                 save(out, names, models, lambdas, meta)
