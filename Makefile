@@ -6,10 +6,10 @@ LEAN ?= .venv-runtime
 DATA ?= ../shared/data/train
 KODAK ?= ../shared/data/kodak
 RUNS ?= runs
-LEVELS ?= 1 2 3 4 5 6
+LEVELS ?= 1 2 3 4 5
 DEMO ?= demo-output
 
-.PHONY: demo setup setup-runtime test train quantize bench bench-float cards clean
+.PHONY: demo setup setup-runtime test train quantize bench bench-variants cards clean
 
 demo: setup-runtime  ## set up, then compress and decompress the sample image
 	mkdir -p $(DEMO)
@@ -46,15 +46,16 @@ quantize: setup  ## export each level to models/qN.aem (int8 + float32 TFLite, e
 	    -o models/q$$q.aem --level $$q || exit 1; \
 	done
 
-bench: setup-runtime  ## aedge against JPEG, WebP and AVIF on Kodak
+bench: setup-runtime  ## aedge (default networks: int8-dynamic) against JPEG, WebP and AVIF on Kodak
 	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results
 
-bench-float: setup-runtime  ## the same, aedge's float32 networks only
-	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results/float --float --codec jpeg
+bench-variants: setup-runtime  ## the same with the full-integer int8 and the float32 networks
+	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results/int8 --variant int8 --codec jpeg
+	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results/float --variant float32 --codec jpeg
 
 cards: setup  ## model cards and the README's results, from bench-results/
 	$(VENV)/bin/python -m aedge.optimize.cards bench-results/bench.json \
-	  --float-report bench-results/float/bench.json --readme README.md
+	  --also bench-results/int8/bench.json --also bench-results/float/bench.json --readme README.md
 
 clean:
 	rm -rf $(VENV) $(LEAN) $(DEMO) bench-results

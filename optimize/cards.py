@@ -32,7 +32,8 @@ def card(model, point, report):
              f"convolutions with GDN, mirrored by sub-pixel convolutions with inverse GDN; "
              f"{m['latent_channels']} latent channels at 1/{m['downsampling']} resolution, of "
              f"which {m['coded_channels']} carry information",
-             "- Networks: int8 (post-training quantized, default) and float32 TFLite", "",
+             "- Networks (TFLite): int8-dynamic (int8 weights, activations quantized at run "
+             "time; the default), full-integer int8 (post-training quantized), float32", "",
              "## Training", *_recipe(m["training"]), "",
              "The training photos mix research-only sets (BSDS500, ImageNet samples, Sun & Hays) "
              "with commercially usable ones: treat this model as research-only.", ""]
@@ -61,19 +62,19 @@ def update_readme(readme, tables):
 
 @click.command()
 @click.argument("report", type=click.Path(exists=True, dir_okay=False))
-@click.option("--float-report", type=click.Path(exists=True, dir_okay=False),
-              help="A second bench of the float32 networks, for the README.")
+@click.option("--also", "others", type=click.Path(exists=True, dir_okay=False), multiple=True,
+              help="More bench reports for the README (other network variants); repeatable.")
 @click.option("--readme", type=click.Path(exists=True, dir_okay=False),
               help="Also put the bench tables into this README, between its bench markers.")
-def main(report, float_report, readme):
+def main(report, others, readme):
     """Write models/qN.md for every shipped model, with its numbers from REPORT."""
     from aedge.bench import markdown
 
     report = json.loads(Path(report).read_text())
     if readme:
         tables = markdown(report)
-        if float_report:
-            tables += "\n" + markdown(json.loads(Path(float_report).read_text()))
+        for other in others:
+            tables += "\n" + markdown(json.loads(Path(other).read_text()))
         update_readme(Path(readme), tables)
         click.echo(f"updated {readme}")
     points = {s["q"]: s for s in report["summary"] if s["codec"] == "aedge"}

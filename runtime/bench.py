@@ -64,7 +64,7 @@ def _measure(encode, decode, array, ssim):
             "ms_ssim": metrics.ms_ssim(array, decoded), "encode_ms": enc_ms, "decode_ms": dec_ms}
 
 
-def run(folder, levels=None, codecs=("jpeg", "webp", "avif"), limit=None, variant="int8",
+def run(folder, levels=None, codecs=("jpeg", "webp", "avif"), limit=None, variant=None,
         progress=None):
     """Returns the bench report as a dict (see summarise)."""
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -74,9 +74,10 @@ def run(folder, levels=None, codecs=("jpeg", "webp", "avif"), limit=None, varian
     pictures = [(p.name, np.asarray(images.load(p.read_bytes(), p.name))) for p in files]
     pictures = [(n, a if a.ndim == 3 else np.repeat(a[..., None], 3, 2)) for n, a in pictures]
     ssim = _ssim()
-    configs = []
+    configs, variants = [], set()
     for level in levels or sorted(registry.shipped_levels()):
         codec = registry.load(level=level, variant=variant)
+        variants.add(codec.variant)
         configs.append(("aedge", level, codec.compress, codec.decompress))
     for fmt in codecs:
         configs += [(fmt, q, *_pillow_codec(fmt, q)) for q in QUALITIES[fmt]]
@@ -90,7 +91,7 @@ def run(folder, levels=None, codecs=("jpeg", "webp", "avif"), limit=None, varian
                 warmed.add((name, q, array.shape))
             records.append({"codec": name, "q": q, "image": image_name,
                             **_measure(encode, decode, array, ssim)})
-    return summarise(records, folder, variant)
+    return summarise(records, folder, "/".join(sorted(variants)) or None)
 
 
 def summarise(records, folder, variant):

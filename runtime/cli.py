@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from aedge import bench, bitstream, images, registry
+from aedge import bench, bitstream, images, modelfile, registry
 from aedge.errors import AedgeError
 from aedge.files import atomic_write
 
@@ -77,8 +77,23 @@ class _Null:
         return False
 
 
-def _codec(model, level, use_float):
-    return registry.load(model=model, level=level, variant="float32" if use_float else "int8")
+def _codec(model, level, variant):
+    return registry.load(model=model, level=level, variant=variant)
+
+
+def variant_options(command):
+    """--variant, and --float as its shorthand; both give the `variant` argument."""
+    def pick(ctx, param, value):
+        if value:
+            ctx.params["variant"] = "float32"
+        return value
+    command = click.option(
+        "--float", "use_float", is_flag=True, expose_value=False, callback=pick,
+        help="Shorthand for --variant float32.")(command)
+    return click.option(
+        "--variant", type=click.Choice(modelfile.VARIANTS), is_eager=True,
+        help="Which of the model's networks to run (default: the first it has of "
+             f"{', '.join(modelfile.VARIANTS)}).")(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,16 +113,16 @@ def main():
 @click.option("-q", "--quality", "level", type=click.IntRange(1, 99),
               help=f"Quality level of a shipped model (default {registry.DEFAULT_LEVEL}).")
 @click.option("--model", type=click.Path(dir_okay=False), help="Use this .aem model file.")
-@click.option("--float", "use_float", is_flag=True, help="Run the float32 networks, not int8.")
+@variant_options
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
-def compress(inputs, output, level, model, use_float, force):
+def compress(inputs, output, level, model, variant, force):
     """Compress images (PNG, JPEG, WebP, TIFF; - for stdin) to .aei files."""
     if model and level:
         raise click.UsageError("give --model or -q, not both")
 
     def work(source, target):
         array = images.load(_read_input(source), source)
-        codec = _codec(model, level, use_float)
+        codec = _codec(model, level, variant)
         _write_output(target, codec.compress(array), force)
     _guard(lambda: _run_all(_outputs(inputs, output, ".aei"), work, "compressing"))
 
@@ -119,13 +134,13 @@ def compress(inputs, output, level, model, use_float, force):
                    "The suffix picks the format: .png (default), .jpg, .webp, ...")
 @click.option("--model", type=click.Path(dir_okay=False),
               help="The .aem model that made the files (shipped models are found by themselves).")
-@click.option("--float", "use_float", is_flag=True, help="Run the float32 decoder, not int8.")
+@variant_options
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
-def decompress(inputs, output, model, use_float, force):
+def decompress(inputs, output, model, variant, force):
     """Decompress .aei files (- for stdin) to images."""
     def work(source, target):
         data = _read_input(source)
-        codec = registry.codec_for(data, model, "float32" if use_float else "int8")
+        codec = registry.codec_for(data, model, variant)
         suffix = ".png" if target == STDIO else Path(target).suffix or ".png"
         _write_output(target, images.encode(codec.decompress(data), suffix), force)
     _guard(lambda: _run_all(_outputs(inputs, output, ".png"), work, "decompressing"))
@@ -184,12 +199,12 @@ def _guard(run):
 @click.option("--codec", "codecs", type=click.Choice(sorted(bench.QUALITIES)), multiple=True,
               help="Codecs to compare with (repeatable; default: all).")
 @click.option("--limit", type=int, help="Only the first N images.")
-@click.option("--float", "use_float", is_flag=True, help="Bench the float32 networks.")
-def bench_command(folder, output, levels, codecs, limit, use_float):
+@variant_options
+def bench_command(folder, output, levels, codecs, limit, variant):
     """Compare aedge with JPEG, WebP and AVIF on a folder of images."""
     def work():
         report = bench.run(folder, levels or None, codecs or tuple(bench.QUALITIES), limit,
-                           "float32" if use_float else "int8", progress=sys.stderr)
+                           variant, progress=sys.stderr)
         out = Path(output)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "bench.json", json.dumps(report, indent=1).encode(), force=True)

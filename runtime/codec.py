@@ -21,8 +21,10 @@ ESCAPE_LIMIT = 1 << 31
 class Codec:
     """One model, loaded once: its networks stay warm for every image of the same size."""
 
-    def __init__(self, model, variant="int8", threads=None):
+    def __init__(self, model, variant=None, threads=None):
         self.model = model if isinstance(model, modelfile.ModelFile) else modelfile.read(model)
+        if variant is None:  # the first the model has, in the order of modelfile.VARIANTS
+            variant = next(v for v in modelfile.VARIANTS if ("encoder", v) in self.model.networks)
         if ("encoder", variant) not in self.model.networks:
             raise AedgeError(f"model {self.model.name} has no {variant} networks")
         self.variant = variant

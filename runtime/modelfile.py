@@ -19,7 +19,8 @@ FORMAT_NAME = "aedge-model"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 ENTROPY = "entropy.json"
-VARIANTS = ("int8", "float32")
+# Network variants, in the order a codec prefers them when none is asked for.
+VARIANTS = ("int8-dynamic", "int8", "float32")
 
 
 def network_member(part, variant):

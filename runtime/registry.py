@@ -56,7 +56,7 @@ def _codec(path, variant, threads):
     return Codec(read_model(path), variant, threads)
 
 
-def load(model=None, level=None, variant="int8", threads=None):
+def load(model=None, level=None, variant=None, threads=None):
     """A codec for a model file, or for a shipped quality level (the default level when neither
     is given). Codecs are cached: loading the same model twice costs nothing."""
     if model is not None and level is not None:
@@ -70,7 +70,7 @@ def load(model=None, level=None, variant="int8", threads=None):
     return _codec(path.resolve(), variant, threads)
 
 
-def codec_for(data, model=None, variant="int8"):
+def codec_for(data, model=None, variant=None):
     """The codec that reads these .aei bytes: the given model file, else the installed model
     that made them."""
     from aedge import bitstream
@@ -79,6 +79,6 @@ def codec_for(data, model=None, variant="int8"):
     return load(model=model or find_by_identity(header.model_id), variant=variant)
 
 
-def decompress(data, variant="int8"):
+def decompress(data, variant=None):
     """Decompresses .aei bytes with whichever installed model made them."""
     return codec_for(data, variant=variant).decompress(data)

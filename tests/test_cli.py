@@ -36,6 +36,17 @@ def test_compress_decompress_info(photo, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_variant_options(photo, tmp_path):
+    made = {}
+    for args in (["--variant", "int8"], ["--float"], []):
+        out = tmp_path / f"{len(made)}.aei"
+        assert aedge("compress", photo, "-o", out, *args).returncode == 0
+        made[tuple(args)] = out.read_bytes()
+    assert len(set(made.values())) == 3  # three sets of networks, three different files
+    result = aedge("compress", photo, "-o", tmp_path / "x.aei", "--variant", "int4")
+    assert result.returncode == 2 and b"int4" in result.stderr
+
+
 def test_stdin_to_stdout(photo):
     packed = aedge("compress", "-", "-o", "-", stdin=photo.read_bytes())
     assert packed.returncode == 0 and packed.stdout[:4] == b"\x89AEI"
