@@ -37,10 +37,10 @@ test: setup-runtime setup  ## runtime tests without TensorFlow, then the trainin
 	AEDGE_LEAN_ENV=1 $(LEAN)/bin/python -m pytest -m "not train"
 	$(VENV)/bin/python -m pytest -m train
 
-train: setup  ## base model, then one fine-tuned model per level, under $(RUNS)/
+train: setup  ## four base models, then one fine-tuned model per level, under $(RUNS)/
 	$(VENV)/bin/python -m aedge.train.levels --data $(DATA) --runs $(RUNS)
 
-quantize: setup  ## export each level to models/qN.aem (int8 + float32 TFLite, entropy tables)
+quantize: setup  ## export each level to models/qN.aem (three TFLite variants, entropy tables)
 	for q in $(LEVELS); do \
 	  $(VENV)/bin/python -m aedge.optimize.export $(RUNS)/q$$q --data $(DATA) \
 	    -o models/q$$q.aem --level $$q || exit 1; \

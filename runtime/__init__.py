@@ -1,7 +1,7 @@
 """aedge: learned image compression for small CPU devices.
 
     import aedge
-    codec = aedge.load()                 # the default quality level; aedge.load(level=1..4)
+    codec = aedge.load()                 # the default quality level; aedge.load(level=1..5)
     data = codec.compress(array)         # uint8 HxWx3 (or HxW greyscale) -> bytes (.aei)
     array = codec.decompress(data)
     array = aedge.decompress(data)       # finds the model that made the file by itself

@@ -85,6 +85,8 @@ def variant_options(command):
     """--variant, and --float as its shorthand; both give the `variant` argument."""
     def pick(ctx, param, value):
         if value:
+            if ctx.params.get("variant") not in (None, "float32"):
+                raise click.UsageError("give --variant or --float, not both")
             ctx.params["variant"] = "float32"
         return value
     command = click.option(

@@ -23,8 +23,7 @@ class Codec:
 
     def __init__(self, model, variant=None, threads=None):
         self.model = model if isinstance(model, modelfile.ModelFile) else modelfile.read(model)
-        if variant is None:  # the first the model has, in the order of modelfile.VARIANTS
-            variant = next(v for v in modelfile.VARIANTS if ("encoder", v) in self.model.networks)
+        variant = variant or self.model.default_variant
         if ("encoder", variant) not in self.model.networks:
             raise AedgeError(f"model {self.model.name} has no {variant} networks")
         self.variant = variant

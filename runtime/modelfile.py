@@ -45,6 +45,11 @@ class ModelFile:
     def name(self):
         return self.manifest["name"]
 
+    @property
+    def default_variant(self):
+        """The first of VARIANTS this model has: older files may lack the newer variants."""
+        return next(v for v in VARIANTS if ("encoder", v) in self.networks)
+
 
 def identity_of(data):
     return hashlib.sha256(data).digest()[:8]

@@ -67,7 +67,9 @@ def load(model=None, level=None, variant=None, threads=None):
             raise AedgeError(f"no such model file: {path}")
     else:
         path = path_for_level(DEFAULT_LEVEL if level is None else level)
-    return _codec(path.resolve(), variant, threads)
+    path = path.resolve()
+    # Resolved here so that the default and its name share one cached codec.
+    return _codec(path, variant or read_model(path).default_variant, threads)
 
 
 def codec_for(data, model=None, variant=None):

@@ -45,6 +45,8 @@ def test_variant_options(photo, tmp_path):
     assert len(set(made.values())) == 3  # three sets of networks, three different files
     result = aedge("compress", photo, "-o", tmp_path / "x.aei", "--variant", "int4")
     assert result.returncode == 2 and b"int4" in result.stderr
+    result = aedge("compress", photo, "-o", tmp_path / "x.aei", "--variant", "int8", "--float")
+    assert result.returncode == 2 and b"not both" in result.stderr
 
 
 def test_stdin_to_stdout(photo):

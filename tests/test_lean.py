@@ -14,7 +14,8 @@ codec = aedge.load()
 image = np.full((40, 50, 3), 120, np.uint8)
 assert codec.decompress(codec.compress(image)).shape == image.shape
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in
-               ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization", "torch"))
+               ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization", "torch",
+                "jax", "jaxlib"))
 print(" ".join(heavy))
 """
 
@@ -32,6 +33,7 @@ def test_runtime_sources_never_import_tensorflow():
         if name.endswith(".py"):
             text = open(os.path.join(runtime, name)).read()
             assert "import tensorflow" not in text and "tf_keras" not in text, name
+            assert "import jax" not in text, name
 
 
 @pytest.mark.skipif(os.environ.get("AEDGE_LEAN_ENV") != "1",

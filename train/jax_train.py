@@ -262,14 +262,15 @@ def main(pack, out_dir, lambdas, latent_channels, minutes, max_steps, batch, cro
     t = time.time()
     run(1, lr).block_until_ready()
     compile_s = time.time() - t
+    timed = min(10, max_steps - 1) if max_steps else 10
     t = time.time()
-    for count in range(2, 12):
+    for count in range(2, 2 + timed):
         metrics = run(count, lr)
     metrics.block_until_ready()
-    step_s = (time.time() - t) / 10
+    step_s = (time.time() - t) / max(timed, 1)
     # Leave room for the final save: a run stopped from outside keeps only its last save.
     deadline = started + minutes * 60 - 10
-    steps = 11 + int((deadline - time.time()) / step_s)
+    steps = 1 + timed + int((deadline - time.time()) / step_s)
     if max_steps:
         steps = min(steps, max_steps)
     drop = int(steps * lr_drop_at)
@@ -281,7 +282,7 @@ def main(pack, out_dir, lambdas, latent_channels, minutes, max_steps, batch, cro
             "pack": _about(pack), "pack_images": int(images.shape[0]),
             "device": str(jax.devices()[0].device_kind), "seconds_per_step": step_s,
             "history": []}
-    window, last_save, count = [], time.time(), 11
+    window, last_save, count = [], time.time(), 1 + timed
     while count < steps and time.time() < deadline:
         count += 1
         window.append(run(count, lr if count <= drop else lr / 10))
@@ -298,6 +299,8 @@ def main(pack, out_dir, lambdas, latent_channels, minutes, max_steps, batch, cro
                 save(out, names, models, lambdas, meta)
                 last_save = time.time()
     meta["steps"] = count
+    if count <= drop:  # stopped by the clock before the learning rate dropped
+        meta["lr_drop_at"] = None
     meta["train_seconds"] = time.time() - started
     save(out, names, models, lambdas, meta)
     click.echo(f"saved {len(lambdas)} models after {count} steps in {out}")

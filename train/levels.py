@@ -1,7 +1,8 @@
 """Train every shipped quality level: `python -m aedge.train.levels --data DIR`.
 
 First a few base models, each trained from scratch at its own lambda; then each level is
-fine-tuned from the nearest base at the level's lambda, on the photos themselves. Fine-tuning
+fine-tuned from one of them (the next one up in lambda where it lies between two) at the
+level's lambda, on the photos themselves. Fine-tuning
 moves a model to a nearby lambda far more cheaply than training it anew, the usual practice
 for families of learned codecs.
 
@@ -11,6 +12,7 @@ loss and optimiser, in JAX) on a lent GPU that had no TensorFlow; models/bases h
 `--init-from models/bases` starts from there instead of training them again. Every run
 resumes where it stopped if interrupted; finished runs are skipped.
 """
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +22,7 @@ import click
 LATENT_CHANNELS = 192
 # Each base: its lambda (the weight of the MSE on the 0..255 scale). All share one recipe.
 BASES = {"base-0.0018": 0.0018, "base-0.008": 0.008, "base-0.036": 0.036, "base-0.16": 0.16}
-BASE_RECIPE = ["--steps", "37975", "--batch", "16", "--crop", "256",
+BASE_RECIPE = ["--steps", "37975", "--steps-per-epoch", "245", "--batch", "16", "--crop", "256",
                "--lr", "4e-4", "--lr-drop-at", "0.85"]
 # Each level: (lambda, the base it starts from): from about 0.15 to 1.7 bits per pixel on Kodak.
 # base-0.16 (2.1 bpp) ships no level of its own: at that rate JPEG is better than the int8
@@ -35,6 +37,12 @@ MOVE = ["--steps", "5000", "--lr", "2e-4", "--lr-drop-at", "0.7"]
 
 def _train(data, out, lmbda, extra):
     if (out / "final.weights.h5").exists():
+        config = out / "config.json"
+        done = json.loads(config.read_text()) if config.is_file() else {}
+        if (done.get("lmbda"), done.get("m")) != (lmbda, LATENT_CHANNELS):
+            raise click.ClickException(
+                f"{out} holds a finished run of another recipe (lambda {done.get('lmbda')}, "
+                f"{done.get('m')} latent channels): move it away, or choose another --runs")
         click.echo(f"{out}: done already")
         return
     command = [sys.executable, "-m", "aedge.train.train", "--data", str(data), "--out", str(out),
