@@ -77,10 +77,6 @@ class _Null:
         return False
 
 
-def _codec(model, level, variant):
-    return registry.load(model=model, level=level, variant=variant)
-
-
 def variant_options(command):
     """--variant, and --float as its shorthand; both give the `variant` argument."""
     def pick(ctx, param, value):
@@ -124,7 +120,7 @@ def compress(inputs, output, level, model, variant, force):
 
     def work(source, target):
         array = images.load(_read_input(source), source)
-        codec = _codec(model, level, variant)
+        codec = registry.load(model=model, level=level, variant=variant)
         _write_output(target, codec.compress(array), force)
     _guard(lambda: _run_all(_outputs(inputs, output, ".aei"), work, "compressing"))
 

@@ -247,8 +247,10 @@ def main(pack, out_dir, lambdas, latent_channels, minutes, max_steps, batch, cro
 
     key = jax.random.key(seed)
     key, *init_keys = jax.random.split(key, 1 + len(lambdas))
-    names = [name for name, _ in init_params(init_keys[0], m=latent_channels)]
-    models = [dict(init_params(k, m=latent_channels)) for k in init_keys]
+    initial = [init_params(k, m=latent_channels) for k in init_keys]
+    # The Keras order of the variables; the dicts come back from jax.tree.map sorted by name.
+    names = [name for name, _ in initial[0]]
+    models = [dict(params) for params in initial]
     states = [(jax.tree.map(jnp.zeros_like, p), jax.tree.map(jnp.zeros_like, p)) for p in models]
     step = make_step(tuple(lambdas), batch, crop)
 
