@@ -1,11 +1,11 @@
-"""Export a trained run to one .aem model file: TFLite encoder and decoder (int8 and float32)
-and the integer entropy tables.
+"""Export trained weights to the one .aem model file the runtime uses.
 
-`python -m aedge.optimize.export runs/q2 --data DIR -o models/q2.aem --level 2`
+`python -m aedge.optimize.export runs/hyper/weights.npz --data DIR -o models/aedge.aem`
 
-int8 is post-training quantization, calibrated on crops from the training data (never on the
-benchmark images). Inputs and outputs stay float32 so the runtime needs no knowledge of the
-quantization parameters.
+In the file: the TFLite networks g_a, h_a and g_s three times (int8-dynamic, full-integer int8
+calibrated on crops of the training data, never on the benchmark images, and float32); h_s as
+integers (runtime/hyper.py); the gains of every quality 1..100 in fixed point; the integer
+entropy tables of z and y.
 """
 import json
 from pathlib import Path
@@ -13,20 +13,16 @@ from pathlib import Path
 import click
 import numpy as np
 
+from aedge.train import architecture as arch
+
 CALIBRATION_CROPS = 48
 CALIBRATION_SIZE = 256
+DEFAULT_QUALITY = 75
 
 
-def load_codec(run_dir):
-    from aedge.train.model import Codec
-
-    run_dir = Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
-    codec = Codec(config["lmbda"], n=config["n"], m=config["m"],
-                  distortion=config.get("distortion", "mse"))
-    codec.build((None, 64, 64, 3))
-    codec.load_weights(str(run_dir / "final.weights.h5"))
-    return codec, config
+def load_codec(weights):
+    from aedge.train.model import Codec, build, load_npz
+    return load_npz(build(Codec()), weights)
 
 
 def calibration_images(data_dir, count=CALIBRATION_CROPS, size=CALIBRATION_SIZE, seed=1):
@@ -50,16 +46,16 @@ def to_tflite(layer, channels, representative=None, float_convs=(), float_model=
 
     int8-dynamic keeps int8 weights (one scale per output channel) and quantizes the
     activations at run time, from each tensor's own range: on Kodak it lost 0.1 dB (encoder)
-    and 0.6 dB (decoder) at the highest level, where the calibrated full-integer networks lost
-    0.4 and 0.9 dB; XNNPACK runs both about as fast.
+    and 0.6 dB (decoder) at the highest level of the factorized models, where the calibrated
+    full-integer networks lost 0.4 and 0.9 dB; XNNPACK runs both about as fast.
 
     The int8 graph keeps GDN's SQRT and RSQRT in float: XNNPACK has no int8 kernel for them,
     and LiteRT's reference kernels made the encoder twenty times slower (600 ms instead of
     30 ms on a Kodak image here). GDN's multiplications stay in float too: in int8 they cost
-    the highest level 0.55 dB, in float 4 ms. The convolutions listed in float_convs (by
-    position) stay in float as well: the ones that produce the latent or read it, whose integer
-    values one int8 scale per tensor cannot hold (measured: 5% more bits and 0.3 dB less with
-    them in int8), and the one that produces the pixels. Every other convolution is int8.
+    0.55 dB, in float 4 ms. The convolutions listed in float_convs (by position) stay in float
+    as well: the ones that produce a latent or read it, whose integer values one int8 scale per
+    tensor cannot hold (measured: 5% more bits and 0.3 dB less with them in int8), and the one
+    that produces the pixels. Every other convolution is int8.
     """
     import tensorflow as tf
 
@@ -99,67 +95,111 @@ def _conv_output_names(flatbuffer):
             if op["op_name"] == "CONV_2D"]
 
 
-def _training_summary(config):
-    keys = ("lmbda", "distortion", "steps", "batch", "crop", "lr", "data", "train_images",
-            "trained_with")
-    summary = {k: config[k] for k in keys if k in config}
-    if config.get("init_from"):
-        # Fine-tuned levels start from a base run: its recipe is part of this model's. Its
-        # configuration sits beside the weights: runs/NAME/config.json or models/bases/NAME.config.json.
-        weights = Path(config["init_from"])
-        for base in (weights.parent / "config.json",
-                     weights.with_name(weights.name.replace(".weights.h5", ".config.json"))):
-            if base.is_file():
-                summary["fine_tuned_from"] = _training_summary(json.loads(base.read_text()))
-                break
-    return summary
+def quality_positions(anchors):
+    """Quality 1..100 -> a position on the anchors, 0 .. anchors - 1, evenly spread."""
+    return np.linspace(0, anchors - 1, 100)
 
 
-def export(run_dir, data_dir, level, name=None):
-    """Returns (manifest, networks, medians, offsets, freqs) ready for modelfile.write."""
+def gain_tables(codec):
+    """Fixed-point gains of every quality: each interpolates its two anchors geometrically
+    (linearly in log2), as Cui et al. 2021 do between their gain vectors."""
+    from aedge import hyper
+
+    t = quality_positions(len(codec.lambdas))
+    low = np.minimum(np.floor(t).astype(int), len(codec.lambdas) - 2)
+    frac = (t - low)[:, None]
+    tables = {}
+    for name in ("y", "y_inverse", "z", "z_inverse"):
+        log2 = getattr(codec, f"gain_{name}").numpy().astype(np.float64)
+        at = (1 - frac) * log2[low] + frac * log2[low + 1]
+        tables[f"gain_{name}"] = hyper.fixed_point(2.0 ** at, hyper.GAIN_FRAC_BITS)
+        if name == "y":
+            tables["log2_gain_y"] = hyper.fixed_point(at, hyper.ACT_FRAC_BITS)
+    return tables
+
+
+def integer_arrays(codec):
+    """h_s, gains and entropy tables: everything the runtime computes exactly."""
+    import tensorflow as tf
+
+    from aedge import hyper, modelfile
     from aedge.optimize import entropy_tables
 
-    codec, config = load_codec(run_dir)
-    medians, offsets, freqs = entropy_tables.build(codec.entropy_bottleneck)
+    arrays = gain_tables(codec)
+    for i, (kernel, bias) in enumerate(zip(codec.h_s.kernels, codec.h_s.biases)):
+        w, b, shift = hyper.quantize_layer(kernel.numpy(), bias.numpy())
+        arrays.update({f"h_s.{i}.kernel": w, f"h_s.{i}.bias": b, f"h_s.{i}.shift": shift})
+
+    def cdf(points):
+        x = tf.tile(tf.constant(points, tf.float32)[None, None, :], (arch.Z_LATENT, 1, 1))
+        return tf.sigmoid(codec.z_density.logits_cdf(x))[:, 0, :].numpy()
+
+    z_offsets, z_freqs = entropy_tables.z_tables(cdf)
+    y_offsets, y_freqs = entropy_tables.gaussian_tables()
+    arrays.update(z_offsets=z_offsets, z_freqs=modelfile.pack_tables(z_freqs),
+                  y_offsets=y_offsets, y_freqs=modelfile.pack_tables(y_freqs))
+    return arrays
+
+
+def export(weights, data_dir, name="aedge-hyperprior"):
+    """Returns (manifest, networks, arrays) ready for modelfile.write."""
+    codec = load_codec(weights)
     images = calibration_images(data_dir)
-    latents = [np.round(codec.g_a(x).numpy() - medians) + medians for x in images]
-    encoder, decoder = to_tflite(codec.g_a, 3), to_tflite(codec.g_s, codec.m)
-    networks = {
-        ("encoder", "float32"): encoder,
-        ("decoder", "float32"): decoder,
-        ("encoder", "int8"): to_tflite(codec.g_a, 3, images, [-1], encoder),
-        ("decoder", "int8"): to_tflite(codec.g_s, codec.m, latents, [0, -1], decoder),
-        ("encoder", "int8-dynamic"): to_tflite(codec.g_a, 3, dynamic=True),
-        ("decoder", "int8-dynamic"): to_tflite(codec.g_s, codec.m, dynamic=True),
-    }
+    anchors = np.arange(len(images)) % len(codec.lambdas)
+    latents = [codec.g_a(x).numpy() for x in images]
+    decoded = []
+    for x, y, a in zip(images, latents, anchors):
+        gain = 2.0 ** codec.gain_y.numpy()[a]
+        decoded.append((np.round(y * gain) / gain).astype(np.float32))
+    parts = {"g_a": (codec.g_a, 3, images, [-1]),
+             "h_a": (codec.h_a, arch.M_LATENT, latents, [0, -1]),
+             "g_s": (codec.g_s, arch.M_LATENT, decoded, [0, -1])}
+    networks = {}
+    for part, (layer, channels, calibration, float_convs) in parts.items():
+        float_model = to_tflite(layer, channels)
+        networks[part, "float32"] = float_model
+        networks[part, "int8"] = to_tflite(layer, channels, calibration, float_convs,
+                                           float_model)
+        networks[part, "int8-dynamic"] = to_tflite(layer, channels, dynamic=True)
     manifest = {
-        "name": name or f"aedge-factorized-q{level}",
-        "level": level,
-        "architecture": "factorized-prior",
+        "name": name,
+        "architecture": "mean-scale-hyperprior",
         "downsampling": 16,
-        "latent_channels": codec.m,
-        "lmbda": config["lmbda"],
-        "training": _training_summary(config),
-        "coded_channels": int(sum(len(f) > 1 for f in freqs)),
+        "latent_channels": arch.M_LATENT,
+        "hyper_channels": arch.Z_LATENT,
+        "h_s": [list(layer) for layer in arch.H_S],
+        "scales": {"count": arch.N_SCALES, "per_octave": arch.SCALES_PER_OCTAVE,
+                   "log2_min": int(round(arch.LOG2_SCALE_MIN * 2 ** arch.ACT_FRAC_BITS))},
+        "default_quality": DEFAULT_QUALITY,
+        "lambdas": list(codec.lambdas),
+        "quality_anchor_positions": [round(float(t), 4) for t in
+                                     quality_positions(len(codec.lambdas))],
+        "training": _training_summary(weights),
     }
-    return manifest, networks, medians, offsets, freqs
+    return manifest, networks, integer_arrays(codec)
+
+
+def _training_summary(weights):
+    meta = Path(weights).parent / "train.json"
+    if not meta.is_file():
+        return {"weights": Path(weights).name}
+    meta = json.loads(meta.read_text())
+    return {k: meta[k] for k in ("steps", "gigapixels", "lambdas", "calls") if k in meta}
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("weights", type=click.Path(exists=True, dir_okay=False))
 @click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Training photos, for int8 calibration.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
-@click.option("--level", type=int, required=True, help="Quality level this model serves.")
-def main(run_dir, data_dir, output, level):
-    """Export RUN_DIR's final weights to one .aem model file."""
+def main(weights, data_dir, output):
+    """Export WEIGHTS (a .npz of jax_train.py or train.py) to one .aem model file."""
     from aedge import modelfile
 
-    manifest, networks, medians, offsets, freqs = export(run_dir, data_dir, level)
-    modelfile.write(output, manifest, networks, medians, offsets, freqs)
+    manifest, networks, arrays = export(weights, data_dir)
+    modelfile.write(output, manifest, networks, arrays)
     sizes = ", ".join(f"{p}.{v} {len(b) / 1e3:.0f} kB" for (p, v), b in sorted(networks.items()))
-    click.echo(f"wrote {output}: {manifest['coded_channels']}/{len(freqs)} latent "
-               f"channels coded; {sizes}")
+    click.echo(f"wrote {output}: {sizes}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,19 @@ QUALITIES = {
     "webp": (5, 10, 15, 25, 35, 45, 50, 60, 75, 85, 95),
     "avif": (5, 15, 25, 35, 45, 60, 75, 85, 95),
 }
+AEDGE_QUALITIES = (1, 15, 30, 45, 60, 75, 90, 100)
 PILLOW_OPTIONS = {"jpeg": {}, "webp": {"method": 6}, "avif": {}}
+# CompressAI's published Kodak points (bpp, RGB PSNR), as ../shared/data/README.md lists them:
+# GPU-trained float32 models, for BD-rates against the field's references (PSNR only).
+PUBLISHED = {
+    "bmshj2018-factorized": ((0.123, 0.189, 0.288, 0.440, 0.648, 0.967, 1.351, 1.833),
+                             (26.91, 28.22, 29.62, 31.28, 32.96, 35.38, 37.40, 39.62)),
+    "bmshj2018-hyperprior": ((0.131, 0.209, 0.320, 0.478, 0.669, 0.939, 1.259, 1.660),
+                             (27.58, 29.20, 30.97, 32.84, 34.53, 36.74, 38.58, 40.56)),
+    "mbt2018-mean": ((0.124, 0.198, 0.307, 0.461, 0.662, 0.914, 1.234, 1.619),
+                     (27.70, 29.36, 31.13, 32.95, 34.97, 36.91, 38.84, 40.63)),
+}
+SPLIT = ("networks", "h_s", "entropy")
 IMAGE_SUFFIXES = {".png", ".bmp", ".tif", ".tiff", ".ppm", ".jpg", ".jpeg", ".webp"}
 
 
@@ -55,17 +67,21 @@ def _ssim():
         use_sample_covariance=False))
 
 
-def _measure(encode, decode, array, ssim):
+def _measure(encode, decode, array, ssim, codec=None):
     data, enc_ms = _timed(encode, array)
+    split = {f"encode_{k}_ms": v * 1e3 for k, v in codec.timings.items()} if codec else {}
     decoded, dec_ms = _timed(decode, data)
+    if codec:
+        split.update({f"decode_{k}_ms": v * 1e3 for k, v in codec.timings.items()})
     h, w = array.shape[:2]
     return {"bytes": len(data), "bpp": metrics.bits_per_pixel(len(data), w, h),
             "psnr": metrics.psnr(array, decoded), "ssim": ssim(array, decoded),
-            "ms_ssim": metrics.ms_ssim(array, decoded), "encode_ms": enc_ms, "decode_ms": dec_ms}
+            "ms_ssim": metrics.ms_ssim(array, decoded), "encode_ms": enc_ms, "decode_ms": dec_ms,
+            **split}
 
 
-def run(folder, levels=None, codecs=("jpeg", "webp", "avif"), limit=None, variant=None,
-        progress=None):
+def run(folder, qualities=None, codecs=("jpeg", "webp", "avif"), limit=None, variant=None,
+        progress=None, model=None):
     """Returns the bench report as a dict (see summarise)."""
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -74,33 +90,32 @@ def run(folder, levels=None, codecs=("jpeg", "webp", "avif"), limit=None, varian
     pictures = [(p.name, np.asarray(images.load(p.read_bytes(), p.name))) for p in files]
     pictures = [(n, a if a.ndim == 3 else np.repeat(a[..., None], 3, 2)) for n, a in pictures]
     ssim = _ssim()
-    configs, variants = [], set()
-    for level in levels or sorted(registry.shipped_levels()):
-        codec = registry.load(level=level, variant=variant)
-        variants.add(codec.variant)
-        configs.append(("aedge", level, codec.compress, codec.decompress))
+    codec = registry.load(model=model, variant=variant)
+    configs = [("aedge", q, lambda a, q=q: codec.compress(a, q), codec.decompress, codec)
+               for q in qualities or AEDGE_QUALITIES]
     for fmt in codecs:
-        configs += [(fmt, q, *_pillow_codec(fmt, q)) for q in QUALITIES[fmt]]
+        configs += [(fmt, q, *_pillow_codec(fmt, q), None) for q in QUALITIES[fmt]]
     records = []
     steps = [(c, p) for c in configs for p in pictures]
     with click.progressbar(steps, label="benchmarking", file=progress) as bar:
         warmed = set()
-        for (name, q, encode, decode), (image_name, array) in bar:
+        for (name, q, encode, decode, timed), (image_name, array) in bar:
             if (name, q, array.shape) not in warmed:
                 decode(encode(array))
                 warmed.add((name, q, array.shape))
             records.append({"codec": name, "q": q, "image": image_name,
-                            **_measure(encode, decode, array, ssim)})
-    return summarise(records, folder, "/".join(sorted(variants)) or None)
+                            **_measure(encode, decode, array, ssim, timed)})
+    return summarise(records, folder, codec.variant, codec.model.name)
 
 
-def summarise(records, folder, variant):
-    keys = ("bpp", "psnr", "ssim", "ms_ssim", "encode_ms", "decode_ms")
+def summarise(records, folder, variant, model=None):
+    keys = ("bpp", "psnr", "ssim", "ms_ssim", "encode_ms", "decode_ms") + tuple(
+        f"{way}_{k}_ms" for way in ("encode", "decode") for k in SPLIT)
     points = {}
     for r in records:
         points.setdefault((r["codec"], r["q"]), []).append(r)
     summary = [{"codec": c, "q": q, "images": len(rs),
-                **{k: float(np.mean([r[k] for r in rs])) for k in keys}}
+                **{k: float(np.mean(v)) for k in keys if (v := [r[k] for r in rs if k in r])}}
                for (c, q), rs in points.items()]
     curves = {}
     for s in summary:
@@ -112,8 +127,11 @@ def summarise(records, folder, variant):
             if name == "aedge":
                 continue
             bd[name] = {"psnr": _bd(theirs, ours, "psnr"), "ms_ssim_db": _bd(theirs, ours, "ms_ssim")}
+        for name, (bpp, psnr) in PUBLISHED.items():
+            bd[name] = {"psnr": _bd([{"bpp": b, "psnr": p} for b, p in zip(bpp, psnr)], ours,
+                                    "psnr"), "ms_ssim_db": None, "published": True}
     return {"folder": str(folder), "images": len({r["image"] for r in records}),
-            "variant": variant, "machine": _machine(), "summary": summary,
+            "variant": variant, "model": model, "machine": _machine(), "summary": summary,
             "bd_rate_percent": bd, "records": records}
 
 
@@ -160,5 +178,18 @@ def markdown(report):
                   "| against | on PSNR | on MS-SSIM (dB) |", "|---|---|---|"]
         fmt = lambda v: "no overlap" if v is None else f"{v:+.1f}%"
         for name, bd in report["bd_rate_percent"].items():
-            lines.append(f"| {name} | {fmt(bd['psnr'])} | {fmt(bd['ms_ssim_db'])} |")
+            ms_ssim = "not published" if bd.get("published") else fmt(bd["ms_ssim_db"])
+            lines.append(f"| {name} | {fmt(bd['psnr'])} | {ms_ssim} |")
+    split = [s for s in report["summary"] if "encode_networks_ms" in s]
+    if split:
+        lines += ["", "Where aedge's time goes (ms per image; networks: g_a + h_a to encode, g_s "
+                  "to decode; h_s: the integer hyper-synthesis; entropy: rANS and escapes):", "",
+                  "| q | encode networks | encode h_s | encode entropy | decode entropy | "
+                  "decode h_s | decode networks | total |", "|---|---|---|---|---|---|---|---|"]
+        for s in split:
+            lines.append(
+                f"| {s['q']} | {s['encode_networks_ms']:.1f} | {s['encode_h_s_ms']:.1f} | "
+                f"{s['encode_entropy_ms']:.1f} | {s['decode_entropy_ms']:.1f} | "
+                f"{s['decode_h_s_ms']:.1f} | {s['decode_networks_ms']:.1f} | "
+                f"{s['encode_ms'] + s['decode_ms']:.1f} |")
     return "\n".join(lines) + "\n"

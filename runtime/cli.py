@@ -108,20 +108,18 @@ def main():
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", help="Output file (- for stdout), or folder for several inputs.")
-@click.option("-q", "--quality", "level", type=click.IntRange(1, 99),
-              help=f"Quality level of a shipped model (default {registry.DEFAULT_LEVEL}).")
+@click.option("-q", "--quality", type=click.IntRange(1, 100),
+              help="1 (smallest files) to 100 (best quality); the default gives about the PSNR "
+                   "of JPEG's default, quality 75.")
 @click.option("--model", type=click.Path(dir_okay=False), help="Use this .aem model file.")
 @variant_options
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
-def compress(inputs, output, level, model, variant, force):
+def compress(inputs, output, quality, model, variant, force):
     """Compress images (PNG, JPEG, WebP, TIFF; - for stdin) to .aei files."""
-    if model and level:
-        raise click.UsageError("give --model or -q, not both")
-
     def work(source, target):
         array = images.load(_read_input(source), source)
-        codec = registry.load(model=model, level=level, variant=variant)
-        _write_output(target, codec.compress(array), force)
+        codec = registry.load(model=model, variant=variant)
+        _write_output(target, codec.compress(array, quality), force)
     _guard(lambda: _run_all(_outputs(inputs, output, ".aei"), work, "compressing"))
 
 
@@ -150,14 +148,14 @@ def info(inputs):
     """Describe .aei files: size, bits per pixel, the model that made them."""
     def work(source, _):
         data = _read_input(source)
-        header = bitstream.parse(data).header
+        header = bitstream.parse_header(data)
         try:
             model = registry.find_by_identity(header.model_id).name
         except AedgeError:
             model = "not installed"
         bpp = 8 * len(data) / (header.width * header.height)
         click.echo(f"{source}: aedge format {bitstream.VERSION}, {header.width}x{header.height} "
-                   f"{header.mode}, {len(data)} bytes, {bpp:.3f} bpp, "
+                   f"{header.mode}, quality {header.quality}, {len(data)} bytes, {bpp:.3f} bpp, "
                    f"model {header.model_id.hex()} ({model})")
     _guard(lambda: _run_all([(i, None) for i in inputs], work, "reading"))
 
@@ -171,7 +169,7 @@ def models():
         except AedgeError as e:
             click.echo(f"aedge: {e}", err=True)
             continue
-        click.echo(f"{path}: level {m.manifest.get('level')}, {m.name}, "
+        click.echo(f"{path}: {m.name}, {m.manifest.get('architecture')}, "
                    f"identity {m.identity.hex()}")
 
 
@@ -192,17 +190,19 @@ def _guard(run):
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", default="bench-results", show_default=True,
               type=click.Path(file_okay=False), help="Folder for bench.json and bench.md.")
-@click.option("-q", "--quality", "levels", type=int, multiple=True,
-              help="aedge levels to run (repeatable; default: all shipped).")
+@click.option("-q", "--quality", "qualities", type=click.IntRange(1, 100), multiple=True,
+              help=f"aedge qualities to run (repeatable; default: "
+                   f"{' '.join(map(str, bench.AEDGE_QUALITIES))}).")
+@click.option("--model", type=click.Path(dir_okay=False), help="Bench this .aem model file.")
 @click.option("--codec", "codecs", type=click.Choice(sorted(bench.QUALITIES)), multiple=True,
               help="Codecs to compare with (repeatable; default: all).")
 @click.option("--limit", type=int, help="Only the first N images.")
 @variant_options
-def bench_command(folder, output, levels, codecs, limit, variant):
+def bench_command(folder, output, qualities, model, codecs, limit, variant):
     """Compare aedge with JPEG, WebP and AVIF on a folder of images."""
     def work():
-        report = bench.run(folder, levels or None, codecs or tuple(bench.QUALITIES), limit,
-                           variant, progress=sys.stderr)
+        report = bench.run(folder, qualities or None, codecs or tuple(bench.QUALITIES), limit,
+                           variant, progress=sys.stderr, model=model)
         out = Path(output)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "bench.json", json.dumps(report, indent=1).encode(), force=True)

@@ -2,12 +2,13 @@
 
 Its identity is the first 8 bytes of the SHA-256 of the whole file; every .aei image names the
 identity of the model that made it, so that no file is ever decoded with the wrong tables.
+Networks are read from the archive only when a codec first needs them.
 """
 import hashlib
 import io
 import json
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,15 @@ from aedge.errors import AedgeError
 from aedge.files import atomic_write
 
 FORMAT_NAME = "aedge-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+OLD_VERSIONS = {1: "0.1"}  # the last aedge release that reads each older model format
 MANIFEST = "manifest.json"
-ENTROPY = "entropy.json"
+# Integer arrays (.npy inside the archive): the gain tables, h_s, the entropy tables.
+ARRAYS = "arrays.npz"
+NETWORKS = ("g_a", "h_a", "g_s")
 # Network variants, in the order a codec prefers them when none is asked for.
 VARIANTS = ("int8-dynamic", "int8", "float32")
+QUALITIES = 100
 
 
 def network_member(part, variant):
@@ -36,10 +41,9 @@ class ModelFile:
     path: Path
     identity: bytes
     manifest: dict
-    networks: dict  # (part, variant) -> TFLite flatbuffer bytes
-    medians: np.ndarray
-    offsets: np.ndarray
-    freqs: list
+    arrays: dict  # name -> int64 array
+    variants: tuple
+    _data: bytes = field(repr=False, default=b"")
 
     @property
     def name(self):
@@ -47,8 +51,15 @@ class ModelFile:
 
     @property
     def default_variant(self):
-        """The first of VARIANTS this model has: older files may lack the newer variants."""
-        return next(v for v in VARIANTS if ("encoder", v) in self.networks)
+        return self.variants[0]
+
+    def network(self, part, variant):
+        """The TFLite flatbuffer of one network, read from the archive now."""
+        try:
+            with zipfile.ZipFile(io.BytesIO(self._data)) as z:
+                return z.read(network_member(part, variant))
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
+            raise ModelFileError(f"{self.path}: cannot read its {part} network ({e})") from None
 
 
 def identity_of(data):
@@ -64,57 +75,81 @@ def read(path):
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             manifest = json.loads(z.read(MANIFEST))
-            if manifest.get("format") != FORMAT_NAME:
+            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
                 raise ModelFileError(f"{path} is not an aedge model file")
-            if manifest.get("format_version") != FORMAT_VERSION:
-                raise ModelFileError(f"{path} has model format version "
-                                     f"{manifest.get('format_version')}; this aedge reads "
-                                     f"version {FORMAT_VERSION}")
-            networks = {}
-            for part in ("encoder", "decoder"):
-                for variant in VARIANTS:
-                    member = network_member(part, variant)
-                    if member in z.namelist():
-                        networks[part, variant] = z.read(member)
-            entropy = json.loads(z.read(ENTROPY))
-            medians = np.array(entropy["medians"], np.float32)
-            offsets = np.array(entropy["offsets"], np.int64)
-            freqs = [np.array(f, np.int64) for f in entropy["freqs"]]
-        _check(manifest, networks, medians, offsets, freqs)
-    except (zipfile.BadZipFile, KeyError, TypeError, ValueError, AttributeError, OSError) as e:
+            version = manifest.get("format_version")
+            if version != FORMAT_VERSION:
+                old = f", which aedge {OLD_VERSIONS[version]} reads" \
+                    if version in OLD_VERSIONS else ""
+                raise ModelFileError(f"{path} has model format version {version}{old}; this "
+                                     f"aedge reads version {FORMAT_VERSION}")
+            names = set(z.namelist())
+            variants = tuple(v for v in VARIANTS
+                             if all(network_member(p, v) in names for p in NETWORKS))
+            with np.load(io.BytesIO(z.read(ARRAYS)), allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        _check(manifest, variants, arrays)
+    except (zipfile.BadZipFile, KeyError, TypeError, ValueError, AttributeError, OSError,
+            EOFError) as e:
         if isinstance(e, ModelFileError):
             raise
         raise ModelFileError(f"{path} is not a valid aedge model file ({e})") from None
-    return ModelFile(path, identity_of(data), manifest, networks, medians, offsets, freqs)
+    return ModelFile(path, identity_of(data), manifest, arrays, variants, data)
 
 
-def _check(manifest, networks, medians, offsets, freqs):
+def _check(manifest, variants, arrays):
     """Refuses at load time what would otherwise fail in the middle of coding an image."""
-    for key, kind in (("name", str), ("level", int), ("downsampling", int),
-                      ("latent_channels", int)):
+    for key, kind in (("name", str), ("downsampling", int), ("latent_channels", int),
+                      ("hyper_channels", int), ("default_quality", int), ("h_s", list)):
         if not isinstance(manifest.get(key), kind):
             raise ValueError(f"manifest needs {key!r}")
-    variants = {v for _, v in networks}
-    if not variants or any(("encoder", v) not in networks or ("decoder", v) not in networks
-                           for v in variants):
-        raise ValueError("needs an encoder and a decoder for each variant")
-    channels = manifest["latent_channels"]
-    if not len(medians) == len(offsets) == len(freqs) == channels:
-        raise ValueError(f"entropy tables do not cover the {channels} latent channels")
-    for f in freqs:
-        if f.ndim != 1 or len(f) == 0 or f.sum() != 1 << 16 or f.min() < 1:
-            raise ValueError("a frequency table does not sum to 65536")
+    if not variants:
+        raise ValueError(f"needs the networks {', '.join(NETWORKS)} in at least one variant")
+    if manifest["downsampling"] != 16:
+        raise ValueError("downsampling must be 16")
+    m, z = manifest["latent_channels"], manifest["hyper_channels"]
+    shapes = {"gain_y": (QUALITIES, m), "gain_y_inverse": (QUALITIES, m),
+              "log2_gain_y": (QUALITIES, m), "gain_z": (QUALITIES, z),
+              "gain_z_inverse": (QUALITIES, z), "z_offsets": (z,), "y_offsets": None,
+              "z_freqs": None, "y_freqs": None}
+    for name, shape in shapes.items():
+        if name not in arrays or arrays[name].dtype.kind not in "iu":
+            raise ValueError(f"needs the integer array {name}")
+        if shape and arrays[name].shape != shape:
+            raise ValueError(f"{name} has shape {arrays[name].shape}, not {shape}")
+    for name in ("gain_y", "gain_y_inverse", "gain_z", "gain_z_inverse"):
+        if arrays[name].min() < 1:
+            raise ValueError(f"{name} must be positive")
 
 
-def write(path, manifest, networks, medians, offsets, freqs):
-    """Writes atomically, byte for byte the same for the same inputs (fixed ZIP timestamps)."""
+def pack_tables(freqs):
+    """Tables of different lengths as one (tables, longest + 1) array: length, then values."""
+    width = max(len(f) for f in freqs)
+    out = np.zeros((len(freqs), width + 1), np.int64)
+    for k, f in enumerate(freqs):
+        out[k, 0] = len(f)
+        out[k, 1:len(f) + 1] = f
+    return out
+
+
+def unpack_tables(packed):
+    if packed.ndim != 2 or packed.shape[1] < 2:
+        raise AedgeError("frequency tables have the wrong shape")
+    lengths = packed[:, 0]
+    if lengths.min() < 1 or lengths.max() > packed.shape[1] - 1:
+        raise AedgeError("frequency tables have bad lengths")
+    return [packed[k, 1:n + 1] for k, n in enumerate(lengths)]
+
+
+def write(path, manifest, networks, arrays):
+    """Writes atomically, byte for byte the same for the same inputs (fixed ZIP timestamps).
+    networks: {(part, variant): flatbuffer}; arrays: {name: integer array}."""
     manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **manifest}
-    entropy = {"medians": [float(m) for m in np.asarray(medians, np.float32)],
-               "offsets": [int(o) for o in offsets],
-               "freqs": [[int(v) for v in f] for f in freqs]}
+    npz = io.BytesIO()
+    np.savez(npz, **{k: np.asarray(v, np.int64) for k, v in sorted(arrays.items())})
     members = [(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())]
     members += [(network_member(p, v), networks[p, v]) for p, v in sorted(networks)]
-    members.append((ENTROPY, json.dumps(entropy).encode()))
+    members.append((ARRAYS, _stable_npz(npz.getvalue())))
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
         for name, payload in members:
@@ -122,3 +157,12 @@ def write(path, manifest, networks, medians, offsets, freqs):
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, payload)
     atomic_write(path, archive.getvalue(), force=True)
+
+
+def _stable_npz(data):
+    """np.savez stamps the time into its members; rewrite them with a fixed one."""
+    source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for name in sorted(source.namelist()):
+            z.writestr(zipfile.ZipInfo(name, date_time=(2025, 1, 1, 0, 0, 0)), source.read(name))
+    return out.getvalue()

@@ -8,7 +8,7 @@ from aedge import modelfile
 from aedge.codec import Codec
 from aedge.errors import AedgeError
 
-DEFAULT_LEVEL = 3
+DEFAULT_MODEL = "aedge.aem"
 
 
 def model_folders():
@@ -26,18 +26,11 @@ def read_model(path):
     return modelfile.read(path)
 
 
-def shipped_levels():
-    """{level: path} of the models aedge ships."""
-    folder = model_folders()[-1]
-    return {read_model(p).manifest["level"]: p for p in sorted(folder.glob("*.aem"))}
-
-
-def path_for_level(level):
-    levels = shipped_levels()
-    if level not in levels:
-        known = ", ".join(str(k) for k in sorted(levels)) or "none installed"
-        raise AedgeError(f"no model for quality level {level} (levels: {known})")
-    return levels[level]
+def default_model():
+    path = model_folders()[-1] / DEFAULT_MODEL
+    if not path.is_file():
+        raise AedgeError(f"the shipped model {path} is missing: reinstall aedge, or pass --model")
+    return path
 
 
 def find_by_identity(identity):
@@ -56,17 +49,15 @@ def _codec(path, variant, threads):
     return Codec(read_model(path), variant, threads)
 
 
-def load(model=None, level=None, variant=None, threads=None):
-    """A codec for a model file, or for a shipped quality level (the default level when neither
-    is given). Codecs are cached: loading the same model twice costs nothing."""
-    if model is not None and level is not None:
-        raise AedgeError("give a model file or a quality level, not both")
+def load(model=None, variant=None, threads=None):
+    """A codec for a model file, or for the shipped model. Codecs are cached: loading the same
+    model twice costs nothing."""
     if model is not None:
         path = Path(model)
         if not path.is_file():
             raise AedgeError(f"no such model file: {path}")
     else:
-        path = path_for_level(DEFAULT_LEVEL if level is None else level)
+        path = default_model()
     path = path.resolve()
     # Resolved here so that the default and its name share one cached codec.
     return _codec(path, variant or read_model(path).default_variant, threads)

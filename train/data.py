@@ -37,9 +37,10 @@ def training_dataset(files, crop=128, batch=8, seed=None):
     return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def validation_dataset(files, crop=256):
-    """Central crops, the same every time, so that validation numbers compare across runs."""
+def validation_dataset(files, crop=256, batch=1):
+    """Central crops, the same every time, so that validation numbers compare across runs.
+    Whole batches only: with several replicas, each must get at least one crop."""
     ds = tf.data.Dataset.from_tensor_slices(files)
     ds = ds.map(lambda p: _load(p, crop, (0.625, 0.625))).filter(lambda im: _big_enough(im, crop))
     ds = ds.map(lambda im: tf.image.resize_with_crop_or_pad(im, crop, crop))
-    return ds.batch(1).cache()
+    return ds.batch(batch, drop_remainder=True).cache()

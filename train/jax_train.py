@@ -1,14 +1,16 @@
-"""Train the codec of model.py with JAX, on an accelerator that has JAX but no TensorFlow.
+"""Train the variable-rate hyperprior codec (architecture.py, jax_model.py) with JAX.
 
-    python train/jax_train.py PACK -o OUT --lmbda 0.002 --lmbda 0.02 --minutes 7
+    python train/jax_train.py PACK -o runs/hyper --init-from models/hyper.npz --minutes 60
 
-PACK is a folder of training images made by `python -m aedge.train.pack`. Several lambdas train
-side by side in one compiled step, on the same stream of crops, for a fixed wall-clock budget:
-the number of steps is set from the measured time of the first steps, and written down.
-The model, its initialisation, the loss and the optimiser are those of model.py and train.py
-(Adam, each gradient clipped to norm 1, learning rate dropped tenfold late in training).
-Weights are saved in the order and layout of the Keras model's variables;
-`python -m aedge.train.convert` turns them into Keras weights that train.py and export take.
+PACK is a folder of training images (any folder of photos, or one made small enough to travel
+by `python -m aedge.train.pack`). Every crop of a batch trains at a random one of the rate
+anchors (architecture.LAMBDAS), with that anchor's gains and lambda.
+
+A run stops at --minutes or --max-steps and goes on where it stopped when started again on the
+same OUT: OUT/state.npz holds the weights and the optimiser, saved every few minutes.
+OUT/weights.npz is the weights alone, what a later run (or export) starts from;
+OUT/history.jsonl logs rate and PSNR per anchor against training gigapixels, on held-out crops
+with real rounding when --val is given.
 
 Only numpy, pillow, click and JAX are imported, so this file runs as a script on a machine where
 aedge is not installed.
@@ -22,165 +24,61 @@ import click
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 from PIL import Image
 
-N_FILTERS, M_LATENT = 64, 192  # as in model.py
-EB_FILTERS, EB_INIT_SCALE = (3, 3, 3), 10.0
+try:
+    from aedge.train import architecture as arch
+    from aedge.train import jax_model as model
+except ImportError:  # run as a script beside the other two, without aedge installed
+    import architecture as arch
+    import jax_model as model
+
 CLIPNORM, ADAM_EPSILON = 1.0, 1e-7  # tf_keras Adam(clipnorm=1.0) clips each variable alone
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+# Parameters that a warm start brings trained get --lr; the rest (new parts) --lr-new.
+WARM_PREFIXES = ("g_a.", "g_s.")
 
 
-# Parameters: a list of (name, array) in the order of the Keras model's variables.
-
-def _glorot(key, shape):
-    kh, kw, cin, cout = shape
-    limit = np.sqrt(6 / (kh * kw * (cin + cout)))
-    return jax.random.uniform(key, shape, jnp.float32, -limit, limit)
-
-
-def _gdn_params(name, channels):
-    gamma = 0.1 * np.eye(channels, dtype=np.float32) + 2.0 ** -18
-    return [(f"{name}.beta_root", jnp.ones(channels)),
-            (f"{name}.gamma_root", jnp.asarray(np.sqrt(gamma)[None, None]))]
-
-
-def init_params(key, n=N_FILTERS, m=M_LATENT):
-    keys = iter(jax.random.split(key, 16))
-    params = []
-
-    def conv(name, size, cin, cout):
-        params.extend([(f"{name}.kernel", _glorot(next(keys), (size, size, cin, cout))),
-                       (f"{name}.bias", jnp.zeros(cout))])
-
-    for i, (cin, cout) in enumerate([(3, n), (n, n), (n, n), (n, m)]):
-        conv(f"g_a.conv{i}", 4, cin, cout)
-        if i < 3:
-            params.extend(_gdn_params(f"g_a.gdn{i}", cout))
-    for i, (cin, cout) in enumerate([(m, n), (n, n), (n, n), (n, 3)]):
-        conv(f"g_s.up{i}", 3, cin, 4 * cout)
-        if i < 3:
-            params.extend(_gdn_params(f"g_s.igdn{i}", cout))
-    sizes = (1,) + EB_FILTERS + (1,)
-    scale = EB_INIT_SCALE ** (1 / (len(EB_FILTERS) + 1))
-    for k in range(len(EB_FILTERS) + 1):
-        init = np.log(np.expm1(1 / scale / sizes[k + 1]))
-        params.append((f"entropy_bottleneck.matrix_{k}",
-                       jnp.full((m, sizes[k + 1], sizes[k]), init, jnp.float32)))
-        params.append((f"entropy_bottleneck.bias_{k}", jax.random.uniform(
-            next(keys), (m, sizes[k + 1], 1), jnp.float32, -0.5, 0.5)))
-        if k < len(EB_FILTERS):
-            params.append((f"entropy_bottleneck.factor_{k}", jnp.zeros((m, sizes[k + 1], 1))))
-    return params
+def load_images(folder, crop):
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    images = []
+    for f in files:
+        with Image.open(f) as im:
+            image = np.asarray(im.convert("RGB"))
+        if min(image.shape[:2]) >= crop:
+            images.append(image)
+    if not images:
+        raise click.ClickException(f"no image of at least {crop}x{crop} under {folder}")
+    return images
 
 
-# The model, as functions of a {name: array} dict.
-
-def _conv(x, kernel, bias, stride=1, padding="SAME"):
-    y = lax.conv_general_dilated(x, kernel, (stride, stride), padding,
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return y + bias
-
-
-def _gdn(p, name, x, inverse):
-    beta = jnp.square(p[f"{name}.beta_root"]) + 1e-6
-    norm = _conv(x * x, jnp.square(p[f"{name}.gamma_root"]), beta, padding="VALID")
-    return x * jnp.sqrt(norm) if inverse else x * lax.rsqrt(norm)
+def random_crops(rng, images, batch, crop):
+    out = np.empty((batch, crop, crop, 3), np.uint8)
+    for b, i in enumerate(rng.integers(len(images), size=batch)):
+        h, w = images[i].shape[:2]
+        top, left = rng.integers(h - crop + 1), rng.integers(w - crop + 1)
+        out[b] = images[i][top:top + crop, left:left + crop]
+        if rng.random() < 0.5:
+            out[b] = out[b, :, ::-1]
+    return out.astype(np.float32) / 255.0
 
 
-def _depth_to_space(x):
-    # TensorFlow's channel order: output[2h+i, 2w+j, c] = input[h, w, (2i+j)C + c].
-    b, h, w, c4 = x.shape
-    c = c4 // 4
-    x = x.reshape(b, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
-    return x.reshape(b, 2 * h, 2 * w, c)
+def centre_crops(images, crop):
+    out = []
+    for image in images:
+        h, w = image.shape[:2]
+        out.append(image[(h - crop) // 2:(h - crop) // 2 + crop, (w - crop) // 2:
+                         (w - crop) // 2 + crop])
+    return np.stack(out).astype(np.float32) / 255.0
 
-
-def g_a(p, x):
-    for i in range(4):
-        x = _conv(x, p[f"g_a.conv{i}.kernel"], p[f"g_a.conv{i}.bias"], stride=2)
-        if i < 3:
-            x = _gdn(p, f"g_a.gdn{i}", x, inverse=False)
-    return x
-
-
-def g_s(p, y):
-    for i in range(4):
-        y = _depth_to_space(_conv(y, p[f"g_s.up{i}.kernel"], p[f"g_s.up{i}.bias"]))
-        if i < 3:
-            y = _gdn(p, f"g_s.igdn{i}", y, inverse=True)
-    return y
-
-
-def _logits_cdf(p, x):
-    for k in range(len(EB_FILTERS) + 1):
-        x = jnp.matmul(jax.nn.softplus(p[f"entropy_bottleneck.matrix_{k}"]), x)
-        x = x + p[f"entropy_bottleneck.bias_{k}"]
-        if k < len(EB_FILTERS):
-            x = x + jnp.tanh(p[f"entropy_bottleneck.factor_{k}"]) * jnp.tanh(x)
-    return x
-
-
-def likelihood(p, y):
-    """Probability mass of the unit interval around each latent value, as (channels, 1, n)."""
-    values = jnp.transpose(y, (3, 0, 1, 2)).reshape(y.shape[-1], 1, -1)
-    lower, upper = _logits_cdf(p, values - 0.5), _logits_cdf(p, values + 0.5)
-    sign = -jnp.sign(lower + upper)
-    mass = jnp.abs(jax.nn.sigmoid(sign * upper) - jax.nn.sigmoid(sign * lower))
-    return jnp.maximum(mass, 1e-9)
-
-
-def rd_terms(p, x, noise_key, lmbda):
-    """(loss, bpp, mse) with uniform noise in place of rounding, as Codec.rd_terms in training."""
-    y = g_a(p, x)
-    y_tilde = y + jax.random.uniform(noise_key, y.shape, jnp.float32, -0.5, 0.5)
-    bits = jnp.sum(-jnp.log(likelihood(p, y_tilde))) / np.log(2)
-    x_hat = g_s(p, y_tilde)
-    bpp = bits / (x.shape[0] * x.shape[1] * x.shape[2])
-    mse = jnp.mean(jnp.square(x - x_hat)) * 255.0 ** 2
-    return bpp + lmbda * mse, (bpp, mse)
-
-
-# Data: every image of the pack on the device, padded to one size; crops are cut there.
-
-def load_pack(folder):
-    files = sorted(Path(folder).glob("*.jpg"))
-    if not files:
-        raise click.ClickException(f"no .jpg images in {folder} (make it with aedge.train.pack)")
-    images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
-    sizes = np.array([im.shape[:2] for im in images], np.int32)
-    packed = np.zeros((len(images), *sizes.max(0), 3), np.uint8)
-    for i, im in enumerate(images):
-        packed[i, :im.shape[0], :im.shape[1]] = im
-    return packed, sizes
-
-
-def _about(pack):
-    about = Path(pack) / "pack.json"
-    return json.loads(about.read_text()) if about.is_file() else {"source": str(pack)}
-
-
-def random_crops(key, images, sizes, batch, crop):
-    k_index, k_y, k_x, k_flip = jax.random.split(key, 4)
-    index = jax.random.randint(k_index, (batch,), 0, images.shape[0])
-    room = sizes[index] - crop + 1
-    top = (jax.random.uniform(k_y, (batch,)) * room[:, 0]).astype(jnp.int32)
-    left = (jax.random.uniform(k_x, (batch,)) * room[:, 1]).astype(jnp.int32)
-    cut = jax.vmap(lambda i, t, l: lax.dynamic_slice(images[i], (t, l, 0), (crop, crop, 3)))
-    crops = cut(index, top, left)
-    flip = jax.random.bernoulli(k_flip, 0.5, (batch,))
-    crops = jnp.where(flip[:, None, None, None], crops[:, :, ::-1], crops)
-    return crops.astype(jnp.float32) / 255.0
-
-
-# Training.
 
 def _adam(grads, state, lr, count):
     m, v = state
     m = jax.tree.map(lambda m, g: 0.9 * m + 0.1 * g, m, grads)
     v = jax.tree.map(lambda v, g: 0.999 * v + 0.001 * g * g, v, grads)
     m_hat_scale, v_hat_scale = 1 / (1 - 0.9 ** count), 1 / (1 - 0.999 ** count)
-    updates = jax.tree.map(
-        lambda m, v: -lr * (m * m_hat_scale) / (jnp.sqrt(v * v_hat_scale) + ADAM_EPSILON), m, v)
+    updates = {k: -lr[k] * (m[k] * m_hat_scale) / (jnp.sqrt(v[k] * v_hat_scale) + ADAM_EPSILON)
+               for k in m}
     return updates, (m, v)
 
 
@@ -191,121 +89,165 @@ def _clip_each(grads):
     return jax.tree.map(clip, grads)
 
 
-def make_step(lambdas, batch, crop):
-    grad_fn = jax.value_and_grad(rd_terms, has_aux=True)
+def make_step(lambdas):
+    grad_fn = jax.value_and_grad(model.rd_terms, has_aux=True)
 
-    def step(models, states, images, sizes, key, lr, count):
-        k_data, *k_noise = jax.random.split(key, 1 + len(lambdas))
-        x = random_crops(k_data, images, sizes, batch, crop)
-        new_models, new_states, metrics = [], [], []
-        for p, state, lmbda, k in zip(models, states, lambdas, k_noise):
-            (loss, (bpp, mse)), grads = grad_fn(p, x, k, lmbda)
-            updates, state = _adam(_clip_each(grads), state, lr, count)
-            new_models.append(jax.tree.map(jnp.add, p, updates))
-            new_states.append(state)
-            metrics.append(jnp.stack([loss, bpp, mse]))
-        return new_models, new_states, jnp.stack(metrics)
+    def step(p, state, x, anchor, key, lr, count):
+        (loss, (bpp, mse)), grads = grad_fn(p, x, anchor, lambdas, key)
+        updates, state = _adam(_clip_each(grads), state, lr, count)
+        return jax.tree.map(jnp.add, p, updates), state, bpp, mse
 
     return jax.jit(step, donate_argnums=(0, 1))
 
 
-def save(out, names, models, lambdas, meta):
-    for lmbda, p in zip(lambdas, models):
-        arrays = {f"{i:03d}:{name}": np.asarray(p[name]) for i, name in enumerate(names)}
-        target = out / f"lambda-{lmbda:g}.npz"
-        tmp = out / f"lambda-{lmbda:g}.partial.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, target)
-    (out / "train.partial.json").write_text(json.dumps(meta, indent=2))
-    os.replace(out / "train.partial.json", out / "train.json")
+def make_eval():
+    @jax.jit
+    def evaluate(p, x, anchor):
+        x_hat, bits = model.forward(p, x, anchor)
+        mse = jnp.mean(jnp.square(x - jnp.clip(x_hat, 0, 1)), axis=(1, 2, 3)) * 255.0 ** 2
+        return bits / (x.shape[1] * x.shape[2]), mse
+    return evaluate
+
+
+def save_npz(path, arrays):
+    tmp = path.with_name(path.stem + ".partial.npz")
+    np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+    os.replace(tmp, path)
+
+
+def load_params(path, params):
+    """Every array of the file whose name and shape the model has; the names it brought."""
+    with np.load(path) as saved:
+        found = {k: saved[k] for k in saved.files if k in params}
+    for k, v in found.items():
+        if v.shape != params[k].shape:
+            raise click.ClickException(f"{path}: {k} has shape {v.shape}, the model "
+                                       f"{params[k].shape}")
+        params[k] = jnp.asarray(v)
+    return set(found)
 
 
 @click.command()
 @click.argument("pack", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--lmbda", "lambdas", type=float, multiple=True, required=True,
-              help="One model per lambda (repeat the option).")
-@click.option("--latent-channels", type=int, default=M_LATENT, show_default=True)
-@click.option("--minutes", type=float, required=True,
-              help="Wall-clock budget for the whole run, loading and compilation included.")
-@click.option("--max-steps", type=int, default=0, help="At most this many steps (0: no limit).")
-@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--init-from", type=click.Path(exists=True, dir_okay=False),
+              help="Weights (.npz) to start a new run from; any subset of the model's.")
+@click.option("--val", "val_dir", type=click.Path(exists=True, file_okay=False),
+              help="Held-out photos: rate and PSNR per anchor are logged on their centre crops.")
+@click.option("--minutes", type=float, default=60, show_default=True,
+              help="Wall-clock budget of this call, loading and compilation included.")
+@click.option("--max-steps", type=int, default=0, help="Stop at this total step (0: no limit).")
+@click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--crop", type=int, default=256, show_default=True)
-@click.option("--lr", type=float, default=4e-4, show_default=True)
-@click.option("--lr-drop-at", type=float, default=0.85, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True,
+              help="Learning rate of the warm-started transforms g_a and g_s.")
+@click.option("--lr-new", type=float, default=5e-4, show_default=True,
+              help="Learning rate of everything else (h_a, h_s, densities, gains).")
+@click.option("--warm-lambda", type=float, default=0.036, show_default=True,
+              help="The lambda the --init-from transforms were trained at (sets first gains).")
+@click.option("--save-minutes", type=float, default=5, show_default=True)
+@click.option("--eval-minutes", type=float, default=15, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def main(pack, out_dir, lambdas, latent_channels, minutes, max_steps, batch, crop, lr,
-         lr_drop_at, seed):
-    """Train one model per lambda for a fixed time."""
+def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr, lr_new,
+         warm_lambda, save_minutes, eval_minutes, seed):
+    """Train (or go on training) the variable-rate hyperprior codec."""
+    started = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    images, sizes = load_pack(pack)
-    images, sizes = jax.device_put(images), jax.device_put(sizes)
-    click.echo(f"{images.shape[0]} images {tuple(images.shape[1:3])} on {jax.devices()[0]} "
-               f"in {time.time() - started:.0f} s")
+    lambdas = arch.LAMBDAS
+    params = model.init_params(jax.random.key(seed), lambdas, warm_lambda)
+    state_file, meta_file = out / "state.npz", out / "train.json"
+    if state_file.is_file():
+        with np.load(state_file) as saved:
+            params = {k: jnp.asarray(saved[f"p:{k}"]) for k in params}
+            state = ({k: jnp.asarray(saved[f"m:{k}"]) for k in params},
+                     {k: jnp.asarray(saved[f"v:{k}"]) for k in params})
+        meta = json.loads(meta_file.read_text())
+        click.echo(f"resuming {out} at step {meta['steps']}")
+    else:
+        warm = load_params(init_from, params) if init_from else set()
+        state = (jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params))
+        meta = {"lambdas": list(lambdas), "init_from": init_from, "warm": sorted(warm),
+                "steps": 0, "gigapixels": 0.0, "calls": []}
+    names = list(params)
+    rates = {k: jnp.float32(lr if k.startswith(WARM_PREFIXES) and k in meta["warm"] else lr_new)
+             for k in names}
 
-    key = jax.random.key(seed)
-    key, *init_keys = jax.random.split(key, 1 + len(lambdas))
-    initial = [init_params(k, m=latent_channels) for k in init_keys]
-    # The Keras order of the variables; the dicts come back from jax.tree.map sorted by name.
-    names = [name for name, _ in initial[0]]
-    models = [dict(params) for params in initial]
-    states = [(jax.tree.map(jnp.zeros_like, p), jax.tree.map(jnp.zeros_like, p)) for p in models]
-    step = make_step(tuple(lambdas), batch, crop)
+    images = load_images(pack, crop)
+    val = centre_crops(load_images(val_dir, 256), 256) if val_dir else None
+    click.echo(f"{len(images)} training images, {0 if val is None else len(val)} held out; "
+               f"{jax.devices()[0]}; {time.time() - started:.0f} s")
+    rng = np.random.default_rng([seed, meta["steps"]])
+    key = jax.random.key(seed + meta["steps"])
+    step, evaluate = make_step(lambdas), make_eval()
+    history = out / "history.jsonl"
 
-    def run(count, lr_now):
-        nonlocal models, states, key
+    def log(record):
+        with history.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def run_eval():
+        bpp, psnr = [], []
+        for a in range(len(lambdas)):
+            b, m = [], []
+            for first in range(0, len(val), 8):
+                x = jnp.asarray(val[first:first + 8])
+                rb, rm = evaluate(params, x, jnp.full(len(x), a))
+                b.append(np.asarray(rb)), m.append(np.asarray(rm))
+            bpp.append(float(np.mean(np.concatenate(b))))
+            psnr.append(float(np.mean(10 * np.log10(255.0 ** 2 / np.concatenate(m)))))
+        log({"step": meta["steps"], "gigapixels": meta["gigapixels"], "val_bpp": bpp,
+             "val_psnr": psnr})
+        click.echo(f"step {meta['steps']} ({meta['gigapixels']:.3f} Gpx) held out: " + "  ".join(
+            f"{b:.3f}/{q:.2f}" for b, q in zip(bpp, psnr)))
+
+    def save():
+        save_npz(out / "weights.npz", params)
+        save_npz(state_file, {**{f"p:{k}": v for k, v in params.items()},
+                              **{f"m:{k}": v for k, v in state[0].items()},
+                              **{f"v:{k}": v for k, v in state[1].items()}})
+        tmp = meta_file.with_suffix(".partial")
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, meta_file)
+
+    call = {"started_step": meta["steps"], "batch": batch, "crop": crop, "lr": lr,
+            "lr_new": lr_new, "pack": str(pack), "device": jax.devices()[0].device_kind}
+    meta["calls"].append(call)
+    deadline = started + minutes * 60 - 15
+    last_save = last_eval = time.time()
+    if val is not None and meta["steps"] == 0:
+        run_eval()
+    window, tick = [], time.time()
+    while time.time() < deadline and not (max_steps and meta["steps"] >= max_steps):
+        x = random_crops(rng, images, batch, crop)
+        anchor = rng.integers(len(lambdas), size=batch)
         key, k = jax.random.split(key)
-        models, states, metrics = step(models, states, images, sizes, k,
-                                       jnp.float32(lr_now), jnp.float32(count))
-        return metrics
-
-    t = time.time()
-    run(1, lr).block_until_ready()
-    compile_s = time.time() - t
-    timed = min(10, max_steps - 1) if max_steps else 10
-    t = time.time()
-    for count in range(2, 2 + timed):
-        metrics = run(count, lr)
-    metrics.block_until_ready()
-    step_s = (time.time() - t) / max(timed, 1)
-    # Leave room for the final save: a run stopped from outside keeps only its last save.
-    deadline = started + minutes * 60 - 10
-    steps = 1 + timed + int((deadline - time.time()) / step_s)
-    if max_steps:
-        steps = min(steps, max_steps)
-    drop = int(steps * lr_drop_at)
-    click.echo(f"compiled in {compile_s:.0f} s; {step_s * 1000:.1f} ms per step for "
-               f"{len(lambdas)} models; {steps} steps, lr drop at {drop}")
-
-    meta = {"lambdas": list(lambdas), "n": N_FILTERS, "m": latent_channels, "batch": batch,
-            "crop": crop, "lr": lr, "lr_drop_at": drop, "planned_steps": steps, "seed": seed,
-            "pack": _about(pack), "pack_images": int(images.shape[0]),
-            "device": str(jax.devices()[0].device_kind), "seconds_per_step": step_s,
-            "history": []}
-    window, last_save, count = [], time.time(), 1 + timed
-    while count < steps and time.time() < deadline:
-        count += 1
-        window.append(run(count, lr if count <= drop else lr / 10))
-        if count % 500 == 0 or count == steps:
-            mean = np.mean(jax.device_get(window), axis=0)
+        meta["steps"] += 1
+        params, state, bpp, mse = step(params, state, jnp.asarray(x), jnp.asarray(anchor), k,
+                                       rates, jnp.float32(meta["steps"]))
+        meta["gigapixels"] += batch * crop * crop / 1e9
+        window.append((anchor, np.asarray(bpp), np.asarray(mse)))
+        if meta["steps"] % 50 == 0:
+            a, b, m = (np.concatenate(v) for v in zip(*window))
             window = []
-            psnr = 10 * np.log10(255.0 ** 2 / mean[:, 2])
-            meta["history"].append({"step": count, "loss": mean[:, 0].tolist(),
-                                    "bpp": mean[:, 1].tolist(), "psnr": psnr.tolist()})
-            click.echo(f"step {count}: " + "  ".join(
-                f"[{lm:g}] {b:.3f} bpp {q:.2f} dB" for lm, b, q in zip(lambdas, mean[:, 1], psnr)))
-            if time.time() - last_save > 90:
-                meta["steps"] = count
-                save(out, names, models, lambdas, meta)
-                last_save = time.time()
-    meta["steps"] = count
-    if count <= drop:  # stopped by the clock before the learning rate dropped
-        meta["lr_drop_at"] = None
-    meta["train_seconds"] = time.time() - started
-    save(out, names, models, lambdas, meta)
-    click.echo(f"saved {len(lambdas)} models after {count} steps in {out}")
+            per = [(b[a == i].mean(), 10 * np.log10(255.0 ** 2 / m[a == i].mean()))
+                   if np.any(a == i) else (np.nan, np.nan) for i in range(len(lambdas))]
+            log({"step": meta["steps"], "gigapixels": meta["gigapixels"],
+                 "train_bpp": [float(v[0]) for v in per], "train_psnr": [float(v[1]) for v in per]})
+            click.echo(f"step {meta['steps']} ({(time.time() - tick) / 50:.2f} s/step): " +
+                       "  ".join(f"{b:.3f}/{q:.2f}" for b, q in per), err=True)
+            tick = time.time()
+        if time.time() - last_save > save_minutes * 60:
+            save()
+            last_save = time.time()
+        if val is not None and time.time() - last_eval > eval_minutes * 60:
+            run_eval()
+            last_eval = time.time()
+    call.update(ended_step=meta["steps"], seconds=round(time.time() - started))
+    if val is not None:
+        run_eval()
+    save()
+    click.echo(f"saved {out} at step {meta['steps']} ({meta['gigapixels']:.2f} gigapixels)")
 
 
 if __name__ == "__main__":

@@ -1,22 +1,18 @@
-"""The codec of Ballé et al. 2018 ("factorized prior"), sized for small CPUs.
+"""The mean-scale hyperprior codec of architecture.py in Keras: what train.py trains and export
+turns into TFLite networks. train/jax_model.py is the same model in JAX (a test checks that they
+compute the same on the same weights).
 
-g_a: four 4x4 stride-2 convolutions with GDN between them (image -> latent at 1/16 size).
-g_s: its mirror, with sub-pixel convolutions (conv + depth_to_space) and inverse GDN.
-entropy_bottleneck: one learned, non-parametric density per latent channel (appendix 6.1).
-
-Training replaces rounding by additive uniform noise, and minimises bits per pixel + lambda * MSE
-(or lambda * (1 - MS-SSIM)).
-Sub-pixel convolutions stand where the paper has transposed convolutions because LiteRT runs
-TRANSPOSE_CONV fast only on fully static graphs, and images come in every size.
+Training replaces rounding by additive uniform noise for the rates, and gives the decoder the
+rounded latents (straight-through gradients); it minimises bits per pixel + lambda * MSE, each
+crop at one of the rate anchors, with that anchor's gains. h_s rounds its weights and
+activations as the integer runtime does.
 """
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-# Channels: about 7 kMAC per pixel to encode and 15 to decode (see `macs_per_pixel`).
-# 192 latent channels: with 96, the transforms could not pass about 33 dB on Kodak at any rate.
-N_FILTERS = 64
-M_LATENT = 192
+from aedge.train import architecture as arch
+
 DISTORTIONS = ("mse", "ms-ssim")
 
 
@@ -51,35 +47,84 @@ class GDN(keras.layers.Layer):
 
 
 class SubpixelConv(keras.layers.Layer):
-    """Upsample by 2: a 3x3 convolution to 4x the channels, then depth_to_space."""
+    """Upsample by 2: a convolution to 4x the channels, then depth_to_space."""
 
-    def __init__(self, filters, **kwargs):
+    def __init__(self, filters, kernel=3, **kwargs):
         super().__init__(**kwargs)
-        self.filters = filters
-        self.conv = keras.layers.Conv2D(filters * 4, 3, padding="same")
+        self.filters, self.kernel = filters, kernel
+        self.conv = keras.layers.Conv2D(filters * 4, kernel, padding="same")
 
     def call(self, x):
         return tf.nn.depth_to_space(self.conv(x), 2)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
+        return {**super().get_config(), "filters": self.filters, "kernel": self.kernel}
 
 
-def analysis_transform(n=N_FILTERS, m=M_LATENT):
-    # Even kernels: with TF's "same" padding a 4x4 stride-2 window is centred between input
-    # pixels 2i and 2i+1, exactly where depth_to_space in g_s puts latent i back. A 5x5 window
-    # is centred on a pixel instead: half a pixel off per layer, 7.5 pixels over four layers,
-    # a shift that g_s would have to learn to undo.
-    conv = lambda c: keras.layers.Conv2D(c, 4, strides=2, padding="same")
-    return keras.Sequential(
-        [conv(n), GDN(), conv(n), GDN(), conv(n), GDN(), conv(m)], name="g_a")
+def transform(name, layers):
+    """A keras.Sequential of one chain of architecture.py."""
+    out = []
+    for kind, k, channels, act in layers:
+        if kind == "up":
+            out.append(SubpixelConv(channels, k))
+        else:
+            out.append(keras.layers.Conv2D(channels, k, strides=2 if kind == "conv" else 1,
+                                           padding="same"))
+        if act in ("gdn", "igdn"):
+            out.append(GDN(inverse=act == "igdn"))
+        elif act == "relu":
+            out.append(keras.layers.ReLU())
+    return keras.Sequential(out, name=name)
 
 
-def synthesis_transform(n=N_FILTERS):
-    up = SubpixelConv
-    return keras.Sequential(
-        [up(n), GDN(inverse=True), up(n), GDN(inverse=True), up(n), GDN(inverse=True), up(3)],
-        name="g_s")
+def _ste(x, rounded):
+    return x + tf.stop_gradient(rounded - x)
+
+
+class IntegerHyperSynthesis(keras.layers.Layer):
+    """h_s, rounding weights, biases and activations as runtime/hyper.py computes them."""
+
+    def __init__(self, layers=arch.H_S, **kwargs):
+        super().__init__(**kwargs)
+        self.chain = [tuple(layer) for layer in layers]
+
+    def build(self, input_shape):
+        self.kernels, self.biases = [], []
+        cins = arch.in_channels(self.chain, int(input_shape[-1]))
+        for i, ((kind, k, out, _), cin) in enumerate(zip(self.chain, cins)):
+            cout = out * 4 if kind == "up" else out
+            self.kernels.append(self.add_weight(name=f"kernel_{i}", shape=(k, k, cin, cout),
+                                                initializer="glorot_uniform"))
+            self.biases.append(self.add_weight(name=f"bias_{i}", shape=(cout,),
+                                               initializer="zeros"))
+
+    @staticmethod
+    def _round_input(x):
+        unit = 2.0 ** arch.ACT_FRAC_BITS
+        x = tf.clip_by_value(x, -arch.ACT_LIMIT / unit, arch.ACT_LIMIT / unit)
+        return _ste(x, tf.round(x * unit) / unit)
+
+    @staticmethod
+    def rounded(kernel, bias):
+        peak = tf.reduce_max(tf.abs(tf.reshape(kernel, (-1, kernel.shape[-1]))), axis=0)
+        shift = tf.floor(tf.math.log(arch.WEIGHT_LIMIT / tf.maximum(peak, 1e-30)) / np.log(2))
+        w_scale = tf.stop_gradient(2.0 ** tf.clip_by_value(shift, 0, arch.MAX_WEIGHT_SHIFT))
+        b_scale = w_scale * 2.0 ** arch.ACT_FRAC_BITS
+        return (_ste(kernel, tf.round(kernel * w_scale) / w_scale),
+                _ste(bias, tf.round(bias * b_scale) / b_scale))
+
+    def call(self, x):
+        for (kind, _, _, act), kernel, bias in zip(self.chain, self.kernels, self.biases):
+            kernel, bias = self.rounded(kernel, bias)
+            x = tf.nn.bias_add(tf.nn.conv2d(self._round_input(x), kernel, 1, "SAME"), bias)
+            if kind == "up":
+                x = tf.nn.depth_to_space(x, 2)
+            if act == "relu":
+                x = tf.nn.relu(x)
+        return self._round_input(x)
+
+    def get_config(self):
+        return {**super().get_config(), "layers": self.chain}
 
 
 class EntropyBottleneck(keras.layers.Layer):
@@ -89,7 +134,7 @@ class EntropyBottleneck(keras.layers.Layer):
     matrices kept positive through softplus, and x + tanh(a) * tanh(x) nonlinearities.
     """
 
-    def __init__(self, filters=(3, 3, 3), init_scale=10.0, **kwargs):
+    def __init__(self, filters=arch.EB_FILTERS, init_scale=arch.EB_INIT_SCALE, **kwargs):
         super().__init__(dtype=tf.float32, **kwargs)
         self.filters = tuple(filters)
         self.init_scale = float(init_scale)
@@ -119,7 +164,7 @@ class EntropyBottleneck(keras.layers.Layer):
                 x += tf.tanh(self.factors[k]) * tf.tanh(x)
         return x
 
-    def likelihood(self, y):
+    def call(self, y):
         """Probability mass of the unit interval around each value of y (batch, h, w, channels)."""
         channels = tf.shape(y)[-1]
         values = tf.reshape(tf.transpose(y, (3, 0, 1, 2)), (channels, 1, -1))
@@ -127,80 +172,172 @@ class EntropyBottleneck(keras.layers.Layer):
         upper = self.logits_cdf(values + 0.5)
         # Subtract in the tail where both sigmoids are far from 1, for precision.
         sign = -tf.sign(lower + upper)
-        mass = tf.abs(tf.sigmoid(sign * upper) - tf.sigmoid(sign * lower))
-        mass = tf.maximum(mass, 1e-9)
+        mass = tf.maximum(tf.abs(tf.sigmoid(sign * upper) - tf.sigmoid(sign * lower)), 1e-9)
         return tf.transpose(tf.reshape(mass, tf.concat([[channels], tf.shape(y)[:3]], 0)),
                             (1, 2, 3, 0))
-
-    def call(self, y):
-        return self.likelihood(y)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "init_scale": self.init_scale}
 
 
-class Codec(keras.Model):
-    """Rate-distortion autoencoder; call() returns (x_hat, bits per pixel)."""
+def gaussian_likelihood(v, scale):
+    """Mass of [v - 1/2, v + 1/2] under a zero-mean Gaussian of the given scale."""
+    v = tf.abs(v)
+    upper = 0.5 * tf.math.erfc((v - 0.5) / (scale * np.sqrt(2)))
+    lower = 0.5 * tf.math.erfc((v + 0.5) / (scale * np.sqrt(2)))
+    return tf.maximum(upper - lower, 1e-9)
 
-    def __init__(self, lmbda, n=N_FILTERS, m=M_LATENT, distortion="mse", **kwargs):
+
+class Codec(keras.Model):
+    """Variable-rate rate-distortion autoencoder; call((x, anchor)) -> (x_hat, bits per crop)."""
+
+    def __init__(self, lambdas=arch.LAMBDAS, distortion="mse", warm_lambda=None, **kwargs):
         super().__init__(**kwargs)
         if distortion not in DISTORTIONS:
             raise ValueError(f"distortion must be one of {DISTORTIONS}")
-        self.lmbda = float(lmbda)
+        self.lambdas = tuple(float(v) for v in lambdas)
         self.distortion = distortion
-        self.n, self.m = n, m
-        self.g_a = analysis_transform(n, m)
-        self.g_s = synthesis_transform(n)
-        self.entropy_bottleneck = EntropyBottleneck(name="entropy_bottleneck")
+        self.g_a = transform("g_a", arch.G_A)
+        self.g_s = transform("g_s", arch.G_S)
+        self.h_a = transform("h_a", arch.H_A)
+        self.h_s = IntegerHyperSynthesis(name="h_s")
+        self.z_density = EntropyBottleneck(name="z_density")
+        k = len(self.lambdas)
+        log2_gain = 0.5 * np.log2(np.array(self.lambdas) / (
+            warm_lambda or np.median(self.lambdas)))
+        init = np.repeat(log2_gain[:, None], arch.M_LATENT, 1).astype(np.float32)
+        const = keras.initializers.Constant
+        self.gain_y = self.add_weight(name="gain_y", shape=(k, arch.M_LATENT),
+                                      initializer=const(init))
+        self.gain_y_inverse = self.add_weight(name="gain_y_inverse", shape=(k, arch.M_LATENT),
+                                              initializer=const(-init))
+        self.gain_z = self.add_weight(name="gain_z", shape=(k, arch.Z_LATENT), initializer="zeros")
+        self.gain_z_inverse = self.add_weight(name="gain_z_inverse", shape=(k, arch.Z_LATENT),
+                                              initializer="zeros")
+        self.loss_tracker = {n: keras.metrics.Mean(name=n) for n in ("loss", "bpp", "mse")}
 
-    def call(self, x, training=False):
-        y = self.g_a(x)
-        y = tf.cast(y, tf.float32)
-        # Uniform noise stands in for rounding so that gradients flow (Ballé et al. 2017).
-        y_tilde = y + tf.random.uniform(tf.shape(y), -0.5, 0.5) if training else tf.round(y)
-        likelihood = self.entropy_bottleneck(y_tilde)
-        x_hat = tf.cast(self.g_s(y_tilde), tf.float32)
-        pixels = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
-        bpp = tf.reduce_sum(-tf.math.log(likelihood)) / (np.log(2) * pixels)
-        return x_hat, bpp
+    def _gains(self, anchor):
+        pick = lambda g: (2.0 ** tf.gather(g, anchor))[:, None, None, :]
+        return (pick(self.gain_y), pick(self.gain_y_inverse), pick(self.gain_z),
+                pick(self.gain_z_inverse))
 
-    def rd_terms(self, x, training):
-        x_hat, bpp = self(x, training=training)
-        mse = tf.reduce_mean(tf.square(x - x_hat)) * 255.0 ** 2
+    def call(self, inputs, training=False):
+        x, anchor = inputs
+        gain, gain_inv, hgain, hgain_inv = self._gains(anchor)
+        y = tf.cast(self.g_a(x), tf.float32)
+        z = tf.cast(self.h_a(y), tf.float32) * hgain
+        noise = lambda t: t + tf.random.uniform(tf.shape(t), -0.5, 0.5)
+        z_rate = noise(z) if training else tf.round(z)
+        out = self.h_s(_ste(z, tf.round(z)) * hgain_inv)
+        mean = out[..., :arch.M_LATENT] * gain
+        scale = tf.clip_by_value(2.0 ** out[..., arch.M_LATENT:] * gain, arch.SCALE_MIN,
+                                 arch.SCALE_MAX)
+        v = y * gain - mean
+        v_rate = noise(v) if training else tf.round(v)
+        x_hat = tf.cast(self.g_s((_ste(v, tf.round(v)) + mean) * gain_inv), tf.float32)
+        bits = (tf.reduce_sum(-tf.math.log(self.z_density(z_rate)), axis=(1, 2, 3))
+                + tf.reduce_sum(-tf.math.log(gaussian_likelihood(v_rate, scale)),
+                                axis=(1, 2, 3))) / np.log(2)
+        return x_hat, bits
+
+    def rd_terms(self, x, training, anchor=None):
+        """(loss, bpp, mse), each per crop; crops without an anchor get random ones."""
+        if anchor is None:
+            anchor = tf.random.uniform(tf.shape(x)[:1], 0, len(self.lambdas), tf.int32)
+        x_hat, bits = self((x, anchor), training=training)
+        pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
+        bpp = bits / pixels
+        mse = tf.reduce_mean(tf.square(x - x_hat), axis=(1, 2, 3)) * 255.0 ** 2
         if self.distortion == "ms-ssim":
             # Five scales need crops of at least 176 pixels (train with --crop 256).
-            distortion = 1 - tf.reduce_mean(
-                tf.image.ssim_multiscale(x, tf.clip_by_value(x_hat, 0.0, 1.0), 1.0))
+            distortion = 1 - tf.image.ssim_multiscale(x, tf.clip_by_value(x_hat, 0.0, 1.0), 1.0)
         else:
             distortion = mse
-        return bpp + self.lmbda * distortion, bpp, mse
+        return bpp + tf.gather(tf.constant(self.lambdas), anchor) * distortion, bpp, mse
+
+    def _update(self, loss, bpp, mse):
+        # Mean metrics aggregate across replicas and batches; a returned tensor would be summed.
+        for name, value in (("loss", loss), ("bpp", bpp), ("mse", mse)):
+            self.loss_tracker[name].update_state(value)
+        mse = self.loss_tracker["mse"].result()
+        psnr = 10 * tf.math.log(255.0 ** 2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
+        return {**{n: m.result() for n, m in self.loss_tracker.items()}, "psnr": psnr}
+
+    @property
+    def metrics(self):
+        return list(self.loss_tracker.values())
 
     def train_step(self, x):
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             loss, bpp, mse = self.rd_terms(x, training=True)
-            scaled = self.optimizer.get_scaled_loss(loss) if hasattr(
-                self.optimizer, "get_scaled_loss") else loss
+            # Each replica's gradient is summed across replicas: scale to the global mean.
+            scaled = tf.reduce_mean(loss) / replicas
+            if hasattr(self.optimizer, "get_scaled_loss"):
+                scaled = self.optimizer.get_scaled_loss(scaled)
         grads = tape.gradient(scaled, self.trainable_variables)
         if hasattr(self.optimizer, "get_unscaled_gradients"):
             grads = self.optimizer.get_unscaled_gradients(grads)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        return self._report(loss, bpp, mse)
+        return self._update(loss, bpp, mse)
 
     def test_step(self, x):
-        # Validation measures the real codec: rounded latents, not noise.
-        return self._report(*self.rd_terms(x, training=False))
-
-    @staticmethod
-    def _report(loss, bpp, mse):
-        psnr = 10 * tf.math.log(255.0 ** 2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
-        return {"loss": loss, "bpp": bpp, "mse": mse, "psnr": psnr}
+        # Validation measures the real codec (rounded latents), at the middle anchor.
+        anchor = tf.fill(tf.shape(x)[:1], len(self.lambdas) // 2)
+        return self._update(*self.rd_terms(x, training=False, anchor=anchor))
 
     def get_config(self):
-        return {"lmbda": self.lmbda, "n": self.n, "m": self.m, "distortion": self.distortion}
+        return {"lambdas": self.lambdas, "distortion": self.distortion}
+
+    def named_variables(self):
+        """{name: variable} in jax_model.py's names, for converting weights either way."""
+        out = {}
+        for chain, layers in (("g_a", arch.G_A), ("g_s", arch.G_S), ("h_a", arch.H_A)):
+            keras_layers = iter(getattr(self, chain).layers)
+            for i, (kind, _, _, act) in enumerate(layers):
+                conv = next(keras_layers)
+                conv = conv.conv if kind == "up" else conv
+                out[f"{chain}.{i}.kernel"], out[f"{chain}.{i}.bias"] = conv.kernel, conv.bias
+                if act:
+                    nonlinearity = next(keras_layers)
+                    if act in ("gdn", "igdn"):
+                        out[f"{chain}.{i}.{act}.beta_root"] = nonlinearity.beta_root
+                        out[f"{chain}.{i}.{act}.gamma_root"] = nonlinearity.gamma_root
+        for i, (kernel, bias) in enumerate(zip(self.h_s.kernels, self.h_s.biases)):
+            out[f"h_s.{i}.kernel"], out[f"h_s.{i}.bias"] = kernel, bias
+        for k, matrix in enumerate(self.z_density.matrices):
+            out[f"z_density.matrix_{k}"] = matrix
+            out[f"z_density.bias_{k}"] = self.z_density.biases[k]
+            if k < len(self.z_density.factors):
+                out[f"z_density.factor_{k}"] = self.z_density.factors[k]
+        for name in ("y", "y_inverse", "z", "z_inverse"):
+            out[f"gain.{name}"] = getattr(self, f"gain_{name}")
+        return out
 
 
-def macs_per_pixel(n=N_FILTERS, m=M_LATENT):
-    """Multiply-accumulates per image pixel of (g_a, g_s), from the layer shapes above."""
-    enc = 3 * n * 16 / 4 + n * n * 16 / 16 + n * n * 16 / 64 + n * m * 16 / 256
-    dec = m * 4 * n * 9 / 256 + n * 4 * n * 9 / 64 + n * 4 * n * 9 / 16 + n * 12 * 9 / 4
-    return enc, dec
+def build(codec, crop=64):
+    codec((tf.zeros((1, crop, crop, 3)), tf.zeros((1,), tf.int32)))
+    return codec
+
+
+def load_npz(codec, path):
+    """Sets the weights of a built Codec from a jax_train.py .npz (every one must be there)."""
+    variables = codec.named_variables()
+    with np.load(path) as saved:
+        missing = sorted(set(variables) - set(saved.files))
+        if missing:
+            raise ValueError(f"{path} lacks {', '.join(missing[:3])}"
+                             f"{' and more' if len(missing) > 3 else ''}")
+        for name, variable in variables.items():
+            if tuple(saved[name].shape) != tuple(variable.shape):
+                raise ValueError(f"{path}: {name} has shape {saved[name].shape}, the model "
+                                 f"{tuple(variable.shape)}")
+            variable.assign(saved[name])
+    return codec
+
+
+def macs_per_pixel():
+    """Multiply-accumulates per image pixel: (g_a + h_a, g_s, h_s)."""
+    return (arch.macs_per_pixel(arch.G_A, 3) + arch.macs_per_pixel(arch.H_A, arch.M_LATENT, 1 / 16),
+            arch.macs_per_pixel(arch.G_S, arch.M_LATENT, 1 / 16),
+            arch.macs_per_pixel(arch.H_S, arch.Z_LATENT, 1 / 64))

@@ -1,0 +1,107 @@
+"""The hyper-synthesis h_s in exact integer arithmetic: the same scale indices on every CPU.
+
+The scale index picks the table that codes each symbol of y; one float rounding difference
+between two machines would pick another table and wreck the rest of the image. So h_s is
+computed here in integers only, with numpy: integer weights, products summed in float64
+(every partial sum stays below 2**53, where float64 is exact whatever the summation order),
+and requantization by integer shifts. Training (train/jax_model.py) rounds the same way.
+
+Activations are integers a standing for a / 2**ACT_FRAC_BITS. A layer's weights are integers
+w_int = round(w * 2**shift[c]), one shift per output channel, its biases
+round(b * 2**(shift[c] + ACT_FRAC_BITS)); its output is (sum + 2**(shift-1)) >> shift.
+"""
+import numpy as np
+
+from aedge.errors import AedgeError
+
+ACT_FRAC_BITS = 8
+ACT_LIMIT = (1 << 16) - 1
+WEIGHT_LIMIT = (1 << 15) - 1
+GAIN_FRAC_BITS = 16
+EXACT = 1 << 53
+
+
+class HyperSynthesis:
+    """layers: [(kind, kernel, out_channels, activation)] as in train/architecture.py;
+    weights: [(kernel int HWIO, bias int, shift int per output channel)] for each layer."""
+
+    def __init__(self, layers, weights):
+        self.layers = [tuple(layer) for layer in layers]
+        if len(weights) != len(self.layers):
+            raise AedgeError("h_s has as many weight sets as layers")
+        self.weights = []
+        for (kind, k, out, act), (kernel, bias, shift) in zip(self.layers, weights):
+            kernel = np.asarray(kernel, np.int64)
+            bias, shift = np.asarray(bias, np.int64), np.asarray(shift, np.int64)
+            cout = out * 4 if kind == "up" else out
+            if kind not in ("conv1", "up") or act not in ("relu", None):
+                raise AedgeError(f"h_s layer {kind}/{act} is not one the runtime computes")
+            if kernel.ndim != 4 or kernel.shape[:2] != (k, k) or kernel.shape[3] != cout or \
+                    bias.shape != (cout,) or shift.shape != (cout,):
+                raise AedgeError("h_s weights do not match its layers")
+            if np.abs(kernel).max(initial=0) > WEIGHT_LIMIT or shift.min() < 0 or \
+                    shift.max() > 62 or np.abs(bias).max(initial=0) >= EXACT // 4:
+                raise AedgeError("h_s weights are out of the exact range")
+            # Sums of k*k*cin products below 2**31 each must stay below 2**53.
+            if k * k * kernel.shape[2] * (WEIGHT_LIMIT * ACT_LIMIT) >= EXACT // 4:
+                raise AedgeError("h_s layer too wide to be summed exactly")
+            self.weights.append((kernel.reshape(-1, cout).astype(np.float64), bias, shift))
+
+    @property
+    def in_channels(self):
+        return self.weights[0][0].shape[0] // (self.layers[0][1] ** 2)
+
+    def __call__(self, a):
+        """a: int64 (h, w, channels) -> int64 (h * 2**ups, w * 2**ups, out_channels)."""
+        a = np.asarray(a, np.int64)
+        for (kind, k, out, act), (kernel, bias, shift) in zip(self.layers, self.weights):
+            acc = _patches(a, k) @ kernel
+            acc = acc.astype(np.int64) + bias
+            a = np.where(shift > 0, (acc + (np.int64(1) << np.maximum(shift - 1, 0))) >> shift,
+                         acc)
+            if kind == "up":
+                a = depth_to_space(a)
+            if act == "relu":
+                a = np.maximum(a, 0)
+            a = np.clip(a, -ACT_LIMIT, ACT_LIMIT)
+        return a
+
+
+def _patches(a, k):
+    """(h, w, c) -> (h, w, k*k*c) float64: each pixel's k x k neighbourhood, zero-padded as
+    TensorFlow's "same" convolution pads, in the (row, column, channel) order of HWIO kernels."""
+    if k == 1:
+        return a.astype(np.float64)
+    h, w, _ = a.shape
+    before = (k - 1) // 2
+    padded = np.pad(a, ((before, k - 1 - before), (before, k - 1 - before), (0, 0)))
+    return np.concatenate([padded[i:i + h, j:j + w] for i in range(k) for j in range(k)],
+                          axis=-1).astype(np.float64)
+
+
+def depth_to_space(x):
+    """TensorFlow's order: output[2h+i, 2w+j, c] = input[h, w, (2i+j)C + c]."""
+    h, w, c4 = x.shape
+    c = c4 // 4
+    return x.reshape(h, w, 2, 2, c).transpose(0, 2, 1, 3, 4).reshape(2 * h, 2 * w, c)
+
+
+def quantize_layer(kernel, bias):
+    """Float weights of one layer -> (kernel int, bias int, shift), as training rounds them."""
+    kernel = np.asarray(kernel, np.float64)
+    peak = np.abs(kernel).reshape(-1, kernel.shape[-1]).max(axis=0)
+    shift = np.floor(np.log2(WEIGHT_LIMIT / np.maximum(peak, 1e-30)))
+    shift = np.clip(shift, 0, 40).astype(np.int64)
+    w = np.rint(kernel * 2.0 ** shift).astype(np.int64)
+    b = np.rint(np.asarray(bias, np.float64) * 2.0 ** (shift + ACT_FRAC_BITS)).astype(np.int64)
+    return w, b, shift
+
+
+def fixed_point(values, bits):
+    """round(values * 2**bits) as int64: how gains travel in a model file."""
+    return np.rint(np.asarray(values, np.float64) * 2.0 ** bits).astype(np.int64)
+
+
+def shift_round(values, bits):
+    """round(values / 2**bits) for integers, halves rounded up, as the h_s layers requantize."""
+    return (np.asarray(values, np.int64) + (1 << (bits - 1))) >> bits
