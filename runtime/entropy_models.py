@@ -15,8 +15,10 @@ from aedge.bitstream import Coded, pack_varints, unpack_varints
 from aedge.errors import AedgeError
 
 # Every lane ends with a 4-byte state: one lane per this many bytes of expected output keeps
-# that overhead near 1%, and the numpy loop (one step per `lanes` symbols) short.
+# that overhead near 1%. The numpy loop takes one step per `lanes` symbols: one lane per this
+# many symbols keeps it short where symbols are many and cheap.
 BYTES_PER_LANE = 400
+SYMBOLS_PER_LANE = 4096
 MAX_LANES = 256
 ESCAPE_LIMIT = 1 << 31
 
@@ -35,7 +37,8 @@ class _Coder:
         outside = (symbols < 0) | (symbols >= escape)
         symbols = np.where(outside, escape, symbols)
         bits = self.tables.information_bits(symbols, index)
-        lanes = int(np.clip(bits / 8 / BYTES_PER_LANE, 1, MAX_LANES))
+        lanes = int(np.clip(max(bits / 8 / BYTES_PER_LANE, len(symbols) / SYMBOLS_PER_LANE), 1,
+                            MAX_LANES))
         lanes = max(1, min(lanes, len(symbols)))
         stream = rans.encode(symbols, index, self.tables, lanes)
         return Coded(lanes, stream, pack_varints(int(v) for v in values[outside]))

@@ -85,11 +85,6 @@ class Tables:
             flat] - (table_index << (PRECISION + 1))
 
 
-def default_lanes(count):
-    """Enough lanes to keep the numpy loop short, few enough that their 4-byte states stay cheap."""
-    return int(np.clip(-(-count // 2048), 1, 64))
-
-
 def encode(symbols, table_index, tables, lanes):
     """Codes symbols[i] with tables[table_index[i]]; returns the stream as bytes."""
     symbols = np.asarray(symbols, dtype=np.int64).ravel()

@@ -1,0 +1,96 @@
+"""The integer h_s: exact, and the same as a plain reference written with Python integers."""
+import numpy as np
+import pytest
+
+from aedge import hyper
+from aedge.errors import AedgeError
+
+LAYERS = [("conv1", 3, 5, "relu"), ("up", 3, 4, "relu"), ("conv1", 1, 6, None)]
+
+
+def random_weights(rng, layers, cin):
+    weights = []
+    for kind, k, out, _ in layers:
+        cout = out * 4 if kind == "up" else out
+        kernel = rng.normal(0, 0.3, (k, k, cin, cout))
+        weights.append(hyper.quantize_layer(kernel, rng.normal(0, 0.5, cout)))
+        cin = out
+    return weights
+
+
+def reference(layers, weights, a):
+    """Convolutions as loops over Python integers (unbounded, exact), TF's "same" padding."""
+    a = [[[int(v) for v in px] for px in row] for row in a]
+    for (kind, k, out, act), (kernel, bias, shift) in zip(layers, weights):
+        h, w, cin = len(a), len(a[0]), len(a[0][0])
+        before = (k - 1) // 2
+        cout = kernel.shape[3]
+        res = [[[0] * cout for _ in range(w)] for _ in range(h)]
+        for i in range(h):
+            for j in range(w):
+                for o in range(cout):
+                    acc = int(bias[o])
+                    for di in range(k):
+                        for dj in range(k):
+                            y, x = i + di - before, j + dj - before
+                            if 0 <= y < h and 0 <= x < w:
+                                for c in range(cin):
+                                    acc += int(kernel[di, dj, c, o]) * a[y][x][c]
+                    s = int(shift[o])
+                    v = (acc + (1 << (s - 1))) >> s if s else acc
+                    res[i][j][o] = v
+        if kind == "up":
+            c = cout // 4
+            res = [[[res[i // 2][j // 2][(2 * (i % 2) + j % 2) * c + ch] for ch in range(c)]
+                    for j in range(2 * w)] for i in range(2 * h)]
+        limit = hyper.ACT_LIMIT
+        a = [[[min(max(max(v, 0) if act == "relu" else v, -limit), limit) for v in px]
+              for px in row] for row in res]
+    return np.array(a, np.int64)
+
+
+def test_integer_h_s_equals_a_plain_reference():
+    rng = np.random.default_rng(0)
+    weights = random_weights(rng, LAYERS, 3)
+    net = hyper.HyperSynthesis(LAYERS, weights)
+    a = rng.integers(-3000, 3000, (3, 4, 3))
+    out = net(a)
+    assert out.shape == (6, 8, 6)
+    np.testing.assert_array_equal(out, reference(LAYERS, weights, a))
+
+
+def test_saturated_inputs_stay_exact():
+    # The largest activations and weights the format allows: sums far beyond float32's 2**24.
+    layers = [("conv1", 3, 2, None)]
+    kernel = np.full((3, 3, 8, 2), hyper.WEIGHT_LIMIT, np.int64)
+    kernel[..., 1] *= -1
+    weights = [(kernel, np.array([12345, -6789]), np.array([0, 7]))]
+    net = hyper.HyperSynthesis(layers, weights)
+    a = np.full((3, 3, 8), hyper.ACT_LIMIT - 1, np.int64)
+    a[0, 0, 0] = -hyper.ACT_LIMIT
+    np.testing.assert_array_equal(net(a), reference(layers, weights, a))
+    assert abs(int(a.sum()) * hyper.WEIGHT_LIMIT) > 2 ** 24
+
+
+def test_quantized_layer_is_within_rounding_of_the_float_one():
+    rng = np.random.default_rng(2)
+    kernel, bias = rng.normal(0, 0.2, (3, 3, 4, 5)), rng.normal(0, 1, 5)
+    w, b, shift = hyper.quantize_layer(kernel, bias)
+    assert np.abs(w).max() <= hyper.WEIGHT_LIMIT and np.abs(w).max() > hyper.WEIGHT_LIMIT // 2
+    np.testing.assert_allclose(w / 2.0 ** shift, kernel, atol=2.0 ** -shift.min())
+    np.testing.assert_allclose(b / 2.0 ** (shift + hyper.ACT_FRAC_BITS), bias, atol=1e-6)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda w: [(w[0][0], w[0][1], w[0][2][:-1])] + w[1:], "do not match"),
+    (lambda w: [(w[0][0] * 4, w[0][1], w[0][2])] + w[1:], "exact range"),
+    (lambda w: w[:-1], "as many"),
+])
+def test_bad_weights_are_refused(change, message):
+    weights = random_weights(np.random.default_rng(3), LAYERS, 3)
+    with pytest.raises(AedgeError, match=message):
+        hyper.HyperSynthesis(LAYERS, change(weights))
+
+
+def test_shift_round_rounds_halves_up():
+    assert list(hyper.shift_round(np.array([-3, -2, -1, 0, 1, 2, 3]), 1)) == [-1, -1, 0, 0, 1, 1, 2]
