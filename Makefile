@@ -6,10 +6,10 @@ LEAN ?= .venv-runtime
 DATA ?= ../shared/data/train
 KODAK ?= ../shared/data/kodak
 RUNS ?= runs
-LEVELS ?= 1 2 3 4 5
+MINUTES ?= 60
 DEMO ?= demo-output
 
-.PHONY: demo setup setup-runtime test train quantize bench bench-variants cards clean
+.PHONY: demo setup setup-runtime test train train-keras quantize bench bench-variants cards clean
 
 demo: setup-runtime  ## set up, then compress and decompress the sample image
 	mkdir -p $(DEMO)
@@ -37,25 +37,38 @@ test: setup-runtime setup  ## runtime tests without TensorFlow, then the trainin
 	AEDGE_LEAN_ENV=1 $(LEAN)/bin/python -m pytest -m "not train"
 	$(VENV)/bin/python -m pytest -m train
 
-train: setup  ## four base models, then one fine-tuned model per level, under $(RUNS)/
-	$(VENV)/bin/python -m aedge.train.levels --data $(DATA) --runs $(RUNS)
+# The shipped model's recipe: JAX, warm-started from models/hyper (the shipped weights; start
+# from models/bases/base-0.036.npz for the transforms alone). Run it again to go on training:
+# it resumes where it stopped, for another $(MINUTES) minutes.
+train: setup $(RUNS)/pack/pack.json  ## train (or go on training) the model under $(RUNS)/hyper
+	$(VENV)/bin/python -m aedge.train.jax_train $(RUNS)/pack -o $(RUNS)/hyper --val $(DATA) \
+	  --init-from models/hyper/weights.npz --minutes $(MINUTES)
 
-quantize: setup  ## export each level to models/qN.aem (three TFLite variants, entropy tables)
-	for q in $(LEVELS); do \
-	  $(VENV)/bin/python -m aedge.optimize.export $(RUNS)/q$$q --data $(DATA) \
-	    -o models/q$$q.aem --level $$q || exit 1; \
-	done
+# JPEG sources downscaled (their block artefacts are not worth learning), validation files left out.
+$(RUNS)/pack/pack.json:
+	$(VENV)/bin/python -m aedge.train.pack $(DATA) -o $(RUNS)/pack --quality 92
 
-bench: setup-runtime  ## aedge (default networks: int8-dynamic) against JPEG, WebP and AVIF on Kodak
+train-keras: setup  ## the same model with the Keras trainer (GPUs through MirroredStrategy)
+	$(VENV)/bin/python -m aedge.train.train --data $(DATA) --out $(RUNS)/hyper-keras \
+	  --init-from models/hyper/weights.npz
+
+quantize: setup  ## export $(RUNS)/hyper to build/aedge.aem (three TFLite variants, integer h_s, tables)
+	mkdir -p build
+	$(VENV)/bin/python -m aedge.optimize.export $(RUNS)/hyper/weights.npz --data $(DATA) \
+	  -o build/aedge.aem
+	@echo "to ship it: cp build/aedge.aem models/aedge.aem"
+
+bench: setup-runtime  ## aedge (default networks: int8-dynamic) against JPEG, WebP, AVIF and CompressAI on Kodak
 	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results
 
 bench-variants: setup-runtime  ## the same with the full-integer int8 and the float32 networks
 	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results/int8 --variant int8 --codec jpeg
 	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results/float --variant float32 --codec jpeg
 
-cards: setup  ## model cards and the README's results, from bench-results/
+cards: setup  ## the model card and the README's results, from bench-results/ and the training log
 	$(VENV)/bin/python -m aedge.optimize.cards bench-results/bench.json \
-	  --also bench-results/int8/bench.json --also bench-results/float/bench.json --readme README.md
+	  --also bench-results/int8/bench.json --also bench-results/float/bench.json \
+	  --history models/hyper/history.jsonl --readme README.md
 
 clean:
 	rm -rf $(VENV) $(LEAN) $(DEMO) bench-results

@@ -1,6 +1,7 @@
-"""Model cards (models/qN.md) from the model manifests and a bench report: never typed by hand.
+"""The model card (models/aedge.md) and the README's numbers, from the model's manifest, a bench
+report and the training log: never typed by hand.
 
-`python -m aedge.optimize.cards bench-results/bench.json`
+`python -m aedge.optimize.cards bench-results/bench.json --history models/hyper/history.jsonl`
 """
 import json
 from pathlib import Path
@@ -10,79 +11,108 @@ import click
 from aedge import modelfile
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
+BENCH = ("<!-- bench:start -->", "<!-- bench:end -->")
+TRAINING = ("<!-- training:start -->", "<!-- training:end -->")
 
 
-def _recipe(training, indent=""):
-    lines = [f"{indent}- lambda {training.get('lmbda')}, {training.get('steps')} steps of "
-             f"{training.get('batch')} random {training.get('crop')}x{training.get('crop')} "
-             f"crops, Adam at {training.get('lr')}, on {training.get('train_images')} images "
-             f"of `{training.get('data')}`"
-             + (f", with {training['trained_with']}" if "trained_with" in training else "")]
-    if "fine_tuned_from" in training:
-        lines.append(f"{indent}- starting from a model trained as follows:")
-        lines += _recipe(training["fine_tuned_from"], indent + "  ")
+def _calls(training):
+    lines = []
+    for call in training.get("calls", []):
+        frozen = f", {' and '.join(call['frozen'])} frozen" if call.get("frozen") else ""
+        lines.append(f"- steps {call.get('started_step')} to {call.get('ended_step')}: "
+                     f"{call.get('batch')} crops of {call.get('crop')}x{call.get('crop')} per "
+                     f"step, Adam at {call.get('lr')} (transforms) and {call.get('lr_new')} "
+                     f"(the rest){frozen}, on {call.get('device')}")
     return lines
 
 
-def card(model, point, report):
+def card(model, report):
     m = model.manifest
-    lines = [f"# {m['name']}: aedge quality level {m['level']}", "",
+    t = m.get("training", {})
+    lines = [f"# {m['name']}", "",
              f"- File: `{model.path.name}`, identity `{model.identity.hex()}`",
-             f"- Architecture: {m['architecture']} (Ballé et al. 2018): 4 strided 4x4 "
-             f"convolutions with GDN, mirrored by sub-pixel convolutions with inverse GDN; "
-             f"{m['latent_channels']} latent channels at 1/{m['downsampling']} resolution, of "
-             f"which {m['coded_channels']} carry information",
+             f"- Architecture: {m['architecture']} (Minnen et al. 2018) on the transforms of "
+             f"Ballé et al. 2018: 4 strided 4x4 convolutions with GDN, mirrored by sub-pixel "
+             f"convolutions with inverse GDN; {m['latent_channels']} latent channels at "
+             f"1/{m['downsampling']} resolution, {m['hyper_channels']} at 1/64; h_s in exact "
+             "integer arithmetic",
+             f"- One model for every quality 1..100: gain vectors (Cui et al. 2021) at "
+             f"{len(m['lambdas'])} rate anchors, lambda {m['lambdas'][0]} to "
+             f"{m['lambdas'][-1]}; qualities in between interpolate them; default quality "
+             f"{m['default_quality']}",
              "- Networks (TFLite): int8-dynamic (int8 weights, activations quantized at run "
              "time; the default), full-integer int8 (post-training quantized), float32", "",
-             "## Training", *_recipe(m["training"]), "",
+             "## Training",
+             f"{t.get('steps')} steps, {t.get('gigapixels', 0):.2f} gigapixels of random crops, "
+             "every crop at a random rate anchor:", *_calls(t), "",
              "The training photos mix research-only sets (BSDS500, ImageNet samples, Sun & Hays) "
              "with commercially usable ones: treat this model as research-only.", ""]
-    if point:
-        lines += [f"## Kodak ({point['images']} images, {report['variant']} networks, "
+    points = [s for s in report["summary"] if s["codec"] == "aedge"] if report else []
+    if points:
+        lines += [f"## Kodak ({points[0]['images']} images, {report['variant']} networks, "
                   f"{report['machine']['cores']} cores)", "",
-                  "| bpp | PSNR dB | SSIM | MS-SSIM | encode ms | decode ms |",
-                  "|---|---|---|---|---|---|",
-                  f"| {point['bpp']:.3f} | {point['psnr']:.2f} | {point['ssim']:.4f} | "
-                  f"{point['ms_ssim']:.4f} | {point['encode_ms']:.0f} | "
-                  f"{point['decode_ms']:.0f} |", "",
-                  "Measured with `aedge bench` (`make bench`).", ""]
+                  "| quality | bpp | PSNR dB | SSIM | MS-SSIM | encode ms | decode ms |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {p['q']} | {p['bpp']:.3f} | {p['psnr']:.2f} | {p['ssim']:.4f} | "
+                  f"{p['ms_ssim']:.4f} | {p['encode_ms']:.0f} | {p['decode_ms']:.0f} |"
+                  for p in points]
+        lines += ["", "Measured with `aedge bench` (`make bench`).", ""]
     return "\n".join(lines)
 
 
-README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+def training_table(history, lambdas):
+    """Held-out bpp and PSNR per anchor against training gigapixels, from jax_train's log."""
+    evals = [json.loads(line) for line in Path(history).read_text().splitlines()
+             if "val_psnr" in line]
+    show = [0, len(lambdas) // 2, len(lambdas) - 1]
+    head = " | ".join(f"lambda {lambdas[i]}: bpp, PSNR" for i in show)
+    lines = ["Held-out crops (the 3% of the training folder that training never sees, 256x256 "
+             "centre crops), real rounding, rates from the model's likelihoods:", "",
+             f"| step | gigapixels | {head} |", "|---|---|" + "---|" * len(show)]
+    seen = set()
+    for e in evals:
+        if e["step"] in seen:
+            continue
+        seen.add(e["step"])
+        cells = " | ".join(f"{e['val_bpp'][i]:.3f}, {e['val_psnr'][i]:.2f}" for i in show)
+        lines.append(f"| {e['step']} | {e['gigapixels']:.2f} | {cells} |")
+    return "\n".join(lines) + "\n"
 
 
-def update_readme(readme, tables):
-    """Puts the bench tables between the README's markers, so its numbers are the measured ones."""
-    text = readme.read_text()
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{tables}{README_END}{tail}")
+def replace_between(path, markers, text):
+    """Puts text between the file's markers, so its numbers are the measured ones."""
+    content = path.read_text()
+    head, rest = content.split(markers[0], 1)
+    _, tail = rest.split(markers[1], 1)
+    path.write_text(f"{head}{markers[0]}\n{text}{markers[1]}{tail}")
 
 
 @click.command()
 @click.argument("report", type=click.Path(exists=True, dir_okay=False))
 @click.option("--also", "others", type=click.Path(exists=True, dir_okay=False), multiple=True,
               help="More bench reports for the README (other network variants); repeatable.")
+@click.option("--history", type=click.Path(exists=True, dir_okay=False),
+              help="jax_train's history.jsonl: the README's training curve.")
 @click.option("--readme", type=click.Path(exists=True, dir_okay=False),
-              help="Also put the bench tables into this README, between its bench markers.")
-def main(report, others, readme):
-    """Write models/qN.md for every shipped model, with its numbers from REPORT."""
+              help="Also put the tables into this README, between its markers.")
+def main(report, others, history, readme):
+    """Write models/aedge.md, with its numbers from REPORT."""
     from aedge.bench import markdown
 
     report = json.loads(Path(report).read_text())
+    model = modelfile.read(MODELS / "aedge.aem")
     if readme:
         tables = markdown(report)
         for other in others:
             tables += "\n" + markdown(json.loads(Path(other).read_text()))
-        update_readme(Path(readme), tables)
+        replace_between(Path(readme), BENCH, tables)
+        if history:
+            replace_between(Path(readme), TRAINING,
+                            training_table(history, model.manifest["lambdas"]))
         click.echo(f"updated {readme}")
-    points = {s["q"]: s for s in report["summary"] if s["codec"] == "aedge"}
-    for path in sorted(MODELS.glob("*.aem")):
-        model = modelfile.read(path)
-        target = path.with_suffix(".md")
-        target.write_text(card(model, points.get(model.manifest["level"]), report))
-        click.echo(f"wrote {target}")
+    target = MODELS / "aedge.md"
+    target.write_text(card(model, report))
+    click.echo(f"wrote {target}")
 
 
 if __name__ == "__main__":

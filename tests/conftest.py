@@ -18,6 +18,18 @@ def codec():
     return aedge.load()
 
 
+@pytest.fixture(scope="session")
+def other_model(tmp_path_factory):
+    """The shipped model under another name: the same networks, another identity."""
+    from aedge import modelfile, registry
+    model = modelfile.read(registry.default_model())
+    networks = {(p, v): model.network(p, v) for p in modelfile.NETWORKS for v in model.variants}
+    manifest = {k: v for k, v in model.manifest.items() if not k.startswith("format")}
+    path = tmp_path_factory.mktemp("models") / "other.aem"
+    modelfile.write(path, {**manifest, "name": "other"}, networks, model.arrays)
+    return path
+
+
 def synthetic(height, width, seed=0):
     """A smooth picture with edges and a little noise: photo-like enough for a codec test."""
     rng = np.random.default_rng(seed)

@@ -31,6 +31,7 @@ def test_compress_decompress_info(photo, tmp_path):
     assert compressed.stat().st_size < photo.stat().st_size
     info = aedge("info", compressed)
     assert info.returncode == 0 and b"256x256" in info.stdout and b"bpp" in info.stdout
+    assert b"quality 75" in info.stdout
     out = tmp_path / "back.png"
     assert aedge("decompress", compressed, "-o", out).returncode == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -96,15 +97,26 @@ def test_truncated_file_leaves_no_output(photo, tmp_path, cut):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_wrong_model_is_a_clear_error(photo, tmp_path):
-    from aedge import registry
-    levels = sorted(registry.shipped_levels())
-    if len(levels) < 2:
-        pytest.skip("needs two shipped models")
-    aedge("compress", photo, "-q", levels[0])
-    other = registry.path_for_level(levels[1])
-    one_line_error(aedge("decompress", tmp_path / "robin.aei", "--model", other),
+def test_wrong_model_is_a_clear_error(photo, tmp_path, other_model):
+    aedge("compress", photo)
+    one_line_error(aedge("decompress", tmp_path / "robin.aei", "--model", other_model),
                    "made by model")
+
+
+def test_quality_goes_in_the_file(photo, tmp_path):
+    sizes = []
+    for q in (10, 50, 90):
+        out = tmp_path / f"q{q}.aei"
+        assert aedge("compress", photo, "-q", q, "-o", out).returncode == 0
+        assert f"quality {q},".encode() in aedge("info", out).stdout
+        sizes.append(out.stat().st_size)
+    assert sizes == sorted(sizes) and len(set(sizes)) == 3
+
+
+def test_version_1_files_name_the_aedge_that_reads_them(tmp_path):
+    old = tmp_path / "old.aei"
+    old.write_bytes(b"\x89AEI\x01" + bytes(40))
+    one_line_error(aedge("decompress", old), "version 1, which aedge 0.1 reads")
 
 
 def test_info_checks_the_whole_file(photo, tmp_path):
@@ -137,8 +149,10 @@ def test_transparent_image_is_refused(tmp_path):
     one_line_error(aedge("compress", path), "transparent")
 
 
-def test_unknown_level(photo):
-    one_line_error(aedge("compress", photo, "-q", 42), "no model for quality level 42")
+@pytest.mark.parametrize("quality", [0, 101, "high"])
+def test_quality_out_of_range_is_a_usage_error(photo, quality):
+    result = aedge("compress", photo, "-q", quality)
+    assert result.returncode == 2 and b"--quality" in result.stderr
 
 
 @pytest.mark.parametrize("command", ["", "compress", "decompress", "info", "bench", "models"])

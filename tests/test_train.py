@@ -222,8 +222,12 @@ def test_jax_model_computes_what_the_keras_model_computes(tmp_path):
 def test_jax_trainer_trains_resumes_and_logs(photos, tmp_path):
     pytest.importorskip("jax")
     from aedge.train import jax_train
-    out = tmp_path / "run"
-    args = [str(photos), "-o", str(out), "--val", str(photos), "--batch", "2", "--crop", "64"]
+    from aedge.train.files import split
+    out, originals = tmp_path / "run", tmp_path / "originals"
+    originals.mkdir()
+    held_out = next(f"v{i}.png" for i in range(1000) if split([f"v{i}.png"], 0.03)[1])
+    Image.fromarray(synthetic(300, 300)).save(originals / held_out)
+    args = [str(photos), "-o", str(out), "--val", str(originals), "--batch", "2", "--crop", "64"]
     result = CliRunner().invoke(jax_train.main, args + ["--max-steps", "3"])
     assert result.exit_code == 0, result.output
     first = dict(np.load(out / "weights.npz"))
