@@ -9,7 +9,7 @@ RUNS ?= runs
 MINUTES ?= 60
 DEMO ?= demo-output
 
-.PHONY: demo setup setup-runtime test train train-keras quantize bench bench-variants cards clean
+.PHONY: demo setup setup-runtime test train train-keras quantize bench bench-variants cards golden clean
 
 demo: setup-runtime  ## set up, then compress and decompress the sample image
 	mkdir -p $(DEMO)
@@ -69,6 +69,12 @@ cards: setup  ## the model card and the README's results, from bench-results/ an
 	$(VENV)/bin/python -m aedge.optimize.cards bench-results/bench.json \
 	  --also bench-results/int8/bench.json --also bench-results/float/bench.json \
 	  --history models/hyper/history.jsonl --readme README.md
+
+golden: setup-runtime  ## remake tests/data/robin.aei and its latents after the shipped model changed
+	$(LEAN)/bin/aedge compress tests/data/robin.png -o tests/data/robin.aei --force
+	$(LEAN)/bin/python -c "import numpy as np, aedge; z, i, q = aedge.load().latents(\
+	open('tests/data/robin.aei', 'rb').read()); \
+	np.savez_compressed('tests/data/robin.latents.npz', z_q=z.astype('i4'), index=i.astype('u1'), q=q.astype('i4'))"
 
 clean:
 	rm -rf $(VENV) $(LEAN) $(DEMO) bench-results

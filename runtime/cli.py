@@ -148,7 +148,7 @@ def info(inputs):
     """Describe .aei files: size, bits per pixel, the model that made them."""
     def work(source, _):
         data = _read_input(source)
-        header = bitstream.parse_header(data)
+        header, _ = bitstream.parse(data)
         try:
             model = registry.find_by_identity(header.model_id).name
         except AedgeError:

@@ -68,7 +68,7 @@ def codec_for(data, model=None, variant=None):
     that made them."""
     from aedge import bitstream
 
-    header, _ = bitstream.parse_header(bytes(data))
+    header = bitstream.parse_header(bytes(data))
     return load(model=model or find_by_identity(header.model_id), variant=variant)
 
 
