@@ -169,6 +169,7 @@ def export(weights, data_dir, name="aedge-hyperprior"):
         "hyper_channels": arch.Z_LATENT,
         "h_s": [list(layer) for layer in arch.H_S],
         "scales": {"count": arch.N_SCALES, "per_octave": arch.SCALES_PER_OCTAVE,
+                   "skip": arch.SKIP,
                    "log2_min": int(round(arch.LOG2_SCALE_MIN * 2 ** arch.ACT_FRAC_BITS))},
         "default_quality": DEFAULT_QUALITY,
         "lambdas": list(codec.lambdas),

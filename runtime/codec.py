@@ -45,9 +45,10 @@ class Codec:
                 for i in range(len(manifest["h_s"]))])
             self.z_model = EntropyBottleneck(arrays["z_offsets"],
                                              modelfile.unpack_tables(arrays["z_freqs"]))
-            self.y_model = GaussianConditional(arrays["y_offsets"],
-                                               modelfile.unpack_tables(arrays["y_freqs"]))
             scales = manifest["scales"]
+            self.y_model = GaussianConditional(arrays["y_offsets"],
+                                               modelfile.unpack_tables(arrays["y_freqs"]),
+                                               skip=int(scales["skip"]))
             self.log2_scale_min, self.per_octave = scales["log2_min"], scales["per_octave"]
         except (KeyError, ValueError, TypeError) as e:
             raise AedgeError(f"{self.model.path} is not a valid aedge model file "

@@ -18,7 +18,7 @@ from aedge.errors import AedgeError
 # that overhead near 1%. The numpy loop takes one step per `lanes` symbols: one lane per this
 # many symbols keeps it short where symbols are many and cheap.
 BYTES_PER_LANE = 400
-SYMBOLS_PER_LANE = 4096
+SYMBOLS_PER_LANE = 1500
 MAX_LANES = 256
 ESCAPE_LIMIT = 1 << 31
 
@@ -79,16 +79,21 @@ class EntropyBottleneck(_Coder):
 
 class GaussianConditional(_Coder):
     """A latent coded as q = round(y - mean), each value with the table of its scale index.
-    Values whose index is 0 (the smallest scale) are not coded: they are 0. Coded in raster
-    order, channels innermost."""
+    Values whose index is below `skip` are not coded: they are 0. At scales that small a value
+    is non-zero less than once in a thousand, and coding them would cost time, not bits: most
+    of a latent lies there at low rates. Coded in raster order, channels innermost."""
+
+    def __init__(self, offsets, freqs, skip=1):
+        super().__init__(offsets, freqs)
+        self.skip = skip
 
     def compress(self, q, indexes):
-        coded = indexes.ravel() > 0
+        coded = indexes.ravel() >= self.skip
         return self._encode(q.ravel()[coded].astype(np.int64), indexes.ravel()[coded])
 
     def decompress(self, coded, indexes):
         flat = indexes.ravel()
-        mask = flat > 0
+        mask = flat >= self.skip
         q = np.zeros(flat.shape, np.int64)
         q[mask] = self._decode(coded, flat[mask])
         return q.reshape(indexes.shape)

@@ -107,10 +107,17 @@ def _check(manifest, variants, arrays):
         raise ValueError(f"needs the networks {', '.join(NETWORKS)} in at least one variant")
     if manifest["downsampling"] != 16:
         raise ValueError("downsampling must be 16")
+    scales = manifest.get("scales")
+    if not isinstance(scales, dict) or not all(
+            isinstance(scales.get(k), int) for k in ("count", "per_octave", "log2_min", "skip")):
+        raise ValueError("manifest needs 'scales' with count, per_octave, log2_min and skip")
+    if not 1 <= manifest["default_quality"] <= QUALITIES:
+        raise ValueError("default_quality must lie in 1..100")
     m, z = manifest["latent_channels"], manifest["hyper_channels"]
     shapes = {"gain_y": (QUALITIES, m), "gain_y_inverse": (QUALITIES, m),
               "log2_gain_y": (QUALITIES, m), "gain_z": (QUALITIES, z),
-              "gain_z_inverse": (QUALITIES, z), "z_offsets": (z,), "y_offsets": None,
+              "gain_z_inverse": (QUALITIES, z), "z_offsets": (z,),
+              "y_offsets": (manifest["scales"]["count"],),
               "z_freqs": None, "y_freqs": None}
     for name, shape in shapes.items():
         if name not in arrays or arrays[name].dtype.kind not in "iu":

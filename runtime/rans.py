@@ -62,27 +62,26 @@ class Tables:
         for k, f in enumerate(freqs):
             self.freq[k, :len(f)] = f
             self.start[k, :len(f)] = np.concatenate([[0], np.cumsum(f)[:-1]])
-        # Decoding finds each symbol by one searchsorted over all tables at once: table k's
-        # starts are shifted by k * 2**17 so that the concatenation stays sorted.
-        shift = np.arange(len(freqs), dtype=np.int64)[:, None] << (PRECISION + 1)
-        self._flat_starts = (self.start + shift).ravel()
         self._flat_freq = self.freq.ravel()
+        self._plain_starts = self.start.ravel()
+        self._slots = None
         self._row_offset = np.arange(len(freqs), dtype=np.int64) * width
 
     def __len__(self):
         return len(self.sizes)
 
+    def slot_table(self):
+        """For every table and every slot 0..2**16-1, the (flat) symbol whose interval holds
+        it: one gather per decoding step instead of a search. Built on first use."""
+        if self._slots is None:
+            flat = np.arange(self.freq.size, dtype=np.int32)
+            self._slots = np.repeat(flat, self.freq.ravel())
+        return self._slots
+
     def information_bits(self, symbols, table_index):
         """Ideal code length of the symbols, in bits."""
         f = self.freq[table_index, symbols]
         return float(np.sum(PRECISION - np.log2(f)))
-
-    def lookup(self, slots, table_index):
-        """(symbols, frequencies, starts) of the symbols whose intervals hold the slots."""
-        keys = (table_index << (PRECISION + 1)) + slots
-        flat = np.searchsorted(self._flat_starts, keys, side="right") - 1
-        return flat - self._row_offset[table_index], self._flat_freq[flat], self._flat_starts[
-            flat] - (table_index << (PRECISION + 1))
 
 
 def encode(symbols, table_index, tables, lanes):
@@ -126,23 +125,25 @@ def decode(data, table_index, tables, lanes):
     if np.any(x < STATE_LOW):
         raise CorruptStream("entropy-coded data is corrupted")
     pos = 2 * lanes
-    symbols = np.empty(len(table_index), dtype=np.int64)
+    # Everything that does not depend on the states is computed once, outside the loop: the
+    # loop's cost is numpy's per-call overhead, a dozen calls per step whatever the lanes.
+    keys = table_index << PRECISION
+    flat = np.empty(len(table_index), dtype=np.int64)
+    lut, freqs, plain = tables.slot_table(), tables._flat_freq, tables._plain_starts
     for first in range(0, len(table_index), lanes):
-        t = table_index[first:first + lanes]
-        n = len(t)
-        xs = x[:n]
+        n = min(lanes, len(table_index) - first)
+        xs = x if n == lanes else x[:n]
         slot = xs & (TOTAL - 1)
-        s, f, c = tables.lookup(slot, t)
-        symbols[first:first + n] = s
-        xs = f * (xs >> PRECISION) + slot - c
-        need = xs < STATE_LOW
-        k = int(np.count_nonzero(need))
-        if k:
-            if pos + k > len(words):
+        found = lut[keys[first:first + n] + slot]
+        flat[first:first + n] = found
+        xs = freqs[found] * (xs >> PRECISION) + slot - plain[found]
+        need = np.flatnonzero(xs < STATE_LOW)
+        if need.size:
+            if pos + need.size > len(words):
                 raise CorruptStream("entropy-coded data is truncated")
-            xs[need] = (xs[need] << 16) | words[pos:pos + k]
-            pos += k
+            xs[need] = (xs[need] << 16) | words[pos:pos + need.size]
+            pos += need.size
         x[:n] = xs
     if pos != len(words) or np.any(x != STATE_LOW):
         raise CorruptStream("entropy-coded data is corrupted")
-    return symbols
+    return flat - tables._row_offset[table_index]

@@ -1,0 +1,192 @@
+#!/bin/bash
+# Build an arm64 (aarch64) Python 3.11 + numpy + ai-edge-litert environment that runs under
+# qemu-user on an x86-64 host, for the cross-architecture check (tests/arm64/check.py).
+#
+# Usage (as root, on Debian 12 bookworm amd64), from the repository root:
+#     bash tests/arm64/setup.sh [DIR]            # DIR defaults to build/arm64 (git-ignored)
+#
+# What ends up in DIR:
+#   python          wrapper: runs the sysroot's python3.11 under qemu-aarch64-static, with
+#                   DIR/site on PYTHONPATH (after any PYTHONPATH the caller gives)
+#   sysroot/        Debian bookworm arm64 packages python3.11, python3-numpy (1.24), libstdc++6
+#                   (the LiteRT wheel's C++ runtime) and their dependency closure, unpacked
+#   site/           the ai-edge-litert aarch64 wheel, unpacked (numpy comes from the sysroot)
+#   wheels/         the downloaded wheel(s)
+#   packages.txt    the exact Debian package versions in the sysroot
+#   apt/            a private apt instance (lists and .deb cache; deletable)
+#
+# Idempotent: each step is skipped when its result is already there (stamp files record what
+# was built from what). FORCE=1 rebuilds everything.
+#
+# The host system is NOT modified except for installing qemu-user-static (if missing): no
+# `dpkg --add-architecture`, no arm64 packages in the host dpkg database. arm64 packages are
+# resolved by a private apt instance (own config, lists, cache and an empty dpkg status file)
+# that treats arm64 as its native arch, and unpacked with dpkg-deb -x.
+set -euo pipefail
+
+REPO=$(CDPATH= cd -- "$(dirname -- "$(readlink -f -- "$0")")/../.." && pwd)
+ARM64_DIR=${1:-$REPO/build/arm64}
+mkdir -p "$ARM64_DIR"
+ARM64_DIR=$(CDPATH= cd -- "$ARM64_DIR" && pwd)
+
+PKGS=${PKGS:-"python3.11 python3-numpy libstdc++6"}
+LITERT_VERSION=${LITERT_VERSION:-2.3.0}
+WHEEL_PLATFORM=${WHEEL_PLATFORM:-manylinux_2_27_aarch64}
+HOST_PYTHON=${HOST_PYTHON:-python3}      # any host python with pip: only downloads and unzips
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+FORCE=${FORCE:-0}
+
+APTROOT=$ARM64_DIR/apt
+SYSROOT=$ARM64_DIR/sysroot
+SITE=$ARM64_DIR/site
+WHEELS=$ARM64_DIR/wheels
+export DEBIAN_FRONTEND=noninteractive
+echo "arm64 environment in $ARM64_DIR"
+
+# ---- 1. qemu-user-static -------------------------------------------------
+if ! command -v qemu-aarch64-static >/dev/null 2>&1 \
+   && [ ! -x "$ARM64_DIR/qemu/usr/bin/qemu-aarch64-static" ]; then
+    apt-get update -q
+    if ! apt-get install -y -q --no-install-recommends qemu-user-static; then
+        echo "apt-get install failed; unpacking qemu-user-static into $ARM64_DIR/qemu" >&2
+        tmp=$(mktemp -d)
+        (cd "$tmp" && apt-get download qemu-user-static)
+        rm -rf "$ARM64_DIR/qemu"
+        dpkg-deb -x "$tmp"/qemu-user-static_*.deb "$ARM64_DIR/qemu"
+        rm -rf "$tmp"
+    fi
+fi
+if command -v qemu-aarch64-static >/dev/null 2>&1; then
+    QEMU=qemu-aarch64-static
+else
+    QEMU=$ARM64_DIR/qemu/usr/bin/qemu-aarch64-static
+fi
+"$QEMU" --version | head -1
+
+# ---- 2. sysroot from Debian arm64 packages (private apt instance) ----------
+SYSROOT_STAMP="packages: $PKGS"
+if [ "$FORCE" != 1 ] && [ -x "$SYSROOT/usr/bin/python3.11" ] \
+   && [ "$(cat "$SYSROOT/.stamp" 2>/dev/null)" = "$SYSROOT_STAMP" ]; then
+    echo "sysroot: already built ($PKGS)"
+else
+    [ -r "$KEYRING" ] || apt-get install -y -q debian-archive-keyring
+    mkdir -p "$APTROOT"/etc/apt/sources.list.d "$APTROOT"/etc/apt/preferences.d \
+             "$APTROOT"/etc/apt/apt.conf.d "$APTROOT"/var/lib/apt/lists/partial \
+             "$APTROOT"/var/cache/apt/archives/partial "$APTROOT"/var/lib/dpkg
+    : > "$APTROOT/var/lib/dpkg/status"      # empty: nothing "installed"
+    cat > "$APTROOT/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: $MIRROR
+Suites: bookworm bookworm-updates
+Components: main
+Architectures: arm64
+Signed-By: $KEYRING
+
+Types: deb
+URIs: $SECURITY_MIRROR
+Suites: bookworm-security
+Components: main
+Architectures: arm64
+Signed-By: $KEYRING
+EOF
+    cat > "$APTROOT/apt.conf" <<EOF
+Dir "$APTROOT/";
+Dir::Etc "$APTROOT/etc/apt/";
+Dir::State "$APTROOT/var/lib/apt/";
+Dir::State::status "$APTROOT/var/lib/dpkg/status";
+Dir::Cache "$APTROOT/var/cache/apt/";
+APT::Architecture "arm64";
+APT::Architectures { "arm64"; };
+APT::Install-Recommends "false";
+APT::Install-Suggests "false";
+Acquire::Languages "none";
+EOF
+    export APT_CONFIG=$APTROOT/apt.conf
+    apt-get update -q
+    apt-get clean -q     # only the closure of $PKGS ends up in the cache, hence the sysroot
+    # apt's real resolver computes the dependency closure (libc6, libpython3.11-stdlib,
+    # libblas3, liblapack3, libgfortran5, libgcc-s1, ...).
+    # shellcheck disable=SC2086
+    apt-get install -y -q --download-only $PKGS
+    mapfile -t DEBS < <(ls "$APTROOT"/var/cache/apt/archives/*.deb)
+    unset APT_CONFIG
+
+    rm -rf "$SYSROOT.new"
+    mkdir -p "$SYSROOT.new"
+    : > "$ARM64_DIR/packages.txt.new"
+    for d in "${DEBS[@]}"; do
+        dpkg-deb -x "$d" "$SYSROOT.new"
+        dpkg-deb -W --showformat='${Package} ${Version} ${Architecture}\n' "$d" \
+            >> "$ARM64_DIR/packages.txt.new"
+    done
+    # Maintainer scripts are not run by `dpkg-deb -x`; the only one that matters is
+    # update-alternatives for libblas.so.3 / liblapack.so.3 (numpy needs them). Relative
+    # links, so they resolve inside the sysroot under qemu -L.
+    LIBDIR=$SYSROOT.new/usr/lib/aarch64-linux-gnu
+    ln -sfn blas/libblas.so.3     "$LIBDIR/libblas.so.3"
+    ln -sfn lapack/liblapack.so.3 "$LIBDIR/liblapack.so.3"
+    echo "$SYSROOT_STAMP" > "$SYSROOT.new/.stamp"
+    rm -rf "$SYSROOT"
+    mv "$SYSROOT.new" "$SYSROOT"
+    mv "$ARM64_DIR/packages.txt.new" "$ARM64_DIR/packages.txt"
+    echo "sysroot: $(wc -l < "$ARM64_DIR/packages.txt") packages"
+fi
+
+# ---- 3. ai-edge-litert's aarch64 wheel, unpacked into site/ ----------------
+# Its other declared dependencies (flatbuffers, tqdm, protobuf, ml_dtypes, typing-extensions,
+# backports.strenum) are not imported by ai_edge_litert.interpreter, so they are left out;
+# numpy (>=1.23.2 required) is Debian's 1.24 from the sysroot.
+WHEEL=ai_edge_litert-$LITERT_VERSION-cp311-cp311-$WHEEL_PLATFORM.whl
+if [ "$FORCE" = 1 ] || [ ! -f "$WHEELS/$WHEEL" ]; then
+    mkdir -p "$WHEELS"
+    "$HOST_PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+        --platform "$WHEEL_PLATFORM" -d "$WHEELS" "ai-edge-litert==$LITERT_VERSION"
+fi
+if [ "$FORCE" != 1 ] && [ "$(cat "$SITE/.stamp" 2>/dev/null)" = "$WHEEL" ]; then
+    echo "site: already has $WHEEL"
+else
+    rm -rf "$SITE.new"
+    mkdir -p "$SITE.new"
+    "$HOST_PYTHON" -m zipfile -e "$WHEELS/$WHEEL" "$SITE.new"
+    echo "$WHEEL" > "$SITE.new/.stamp"
+    rm -rf "$SITE"
+    mv "$SITE.new" "$SITE"
+    echo "site: unpacked $WHEEL"
+fi
+(cd "$WHEELS" && sha256sum ./*.whl) > "$ARM64_DIR/wheels.txt"
+
+# ---- 4. wrapper -------------------------------------------------------------
+cat > "$ARM64_DIR/python.new" <<'EOF'
+#!/bin/sh
+# Run Debian bookworm's arm64 (aarch64) python3.11 + numpy (+ ai-edge-litert from site/)
+# under qemu-user. Use it like python3; extra import paths can be given via PYTHONPATH
+# (pure-python folders only: x86 extension modules cannot load here).
+ARM64_DIR=$(CDPATH= cd -- "$(dirname -- "$(readlink -f -- "$0")")" && pwd)
+SYSROOT="$ARM64_DIR/sysroot"
+if command -v qemu-aarch64-static >/dev/null 2>&1; then
+    QEMU=qemu-aarch64-static
+else
+    QEMU="$ARM64_DIR/qemu/usr/bin/qemu-aarch64-static"
+fi
+# Keep any host Python setup (pyenv, venv, ~/.local site-packages) out.
+unset PYTHONHOME PYTHONEXECUTABLE __PYVENV_LAUNCHER__ VIRTUAL_ENV
+export PYTHONNOUSERSITE=1
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$ARM64_DIR/site"
+exec "$QEMU" -L "$SYSROOT" "$SYSROOT/usr/bin/python3.11" "$@"
+EOF
+chmod +x "$ARM64_DIR/python.new"
+mv "$ARM64_DIR/python.new" "$ARM64_DIR/python"
+
+# ---- 5. smoke test ---------------------------------------------------------
+"$ARM64_DIR/python" -c "
+import platform, numpy as np
+assert platform.machine() == 'aarch64', platform.machine()
+from ai_edge_litert.interpreter import Interpreter
+import ai_edge_litert
+print(platform.machine(), 'python', platform.python_version(), 'numpy', np.__version__,
+      'ai-edge-litert', ai_edge_litert.__version__)
+import zlib, struct, hashlib, zipfile, json, dataclasses, io"
+du -sh "$SYSROOT" "$SITE"
+echo "OK: run $ARM64_DIR/python"
