@@ -86,13 +86,17 @@ class Codec:
         header = bitstream.Header(self.identity, width, height, mode, quality)
         return bitstream.pack(header, coded)
 
-    def decompress(self, data):
+    def _parse(self, data):
         header, coded = bitstream.parse(bytes(data))
         if header.model_id != self.identity:
             raise AedgeError(f"file was made by model {header.model_id.hex()}, not by "
                              f"{self.identity.hex()} ({self.model.name})")
         if header.width * header.height > MAX_PIXELS:
             raise AedgeError(f"image too large ({header.width}x{header.height})")
+        return header, coded
+
+    def decompress(self, data):
+        header, coded = self._parse(data)
         gains = self._gains(header.quality)
         clock = _Clock()
         y_shape = (-(-header.height // STRIDE), -(-header.width // STRIDE))
@@ -112,7 +116,7 @@ class Codec:
 
     def latents(self, data):
         """(z_q, scale indexes, q): the integers a file decodes to, without the networks."""
-        header, coded = bitstream.parse(bytes(data))
+        header, coded = self._parse(data)
         y_shape = (-(-header.height // STRIDE), -(-header.width // STRIDE))
         z_shape = (-(-header.height // HYPER_STRIDE), -(-header.width // HYPER_STRIDE))
         z_q = self.z_model.decompress(coded["z"], z_shape)

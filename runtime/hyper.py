@@ -45,7 +45,11 @@ class HyperSynthesis:
             # Sums of k*k*cin products below 2**31 each must stay below 2**53.
             if k * k * kernel.shape[2] * (WEIGHT_LIMIT * ACT_LIMIT) >= EXACT // 4:
                 raise AedgeError("h_s layer too wide to be summed exactly")
-            self.weights.append((kernel.reshape(-1, cout).astype(np.float64), bias, shift))
+            # Requantization in float64, exactly: adding the rounding half and scaling by a
+            # power of two are exact for integers below 2**53, and so is the floor after them.
+            half = np.where(shift > 0, 2.0 ** (shift - 1), 0.0)
+            self.weights.append((kernel.reshape(-1, cout).astype(np.float64),
+                                 bias.astype(np.float64) + half, 2.0 ** -shift))
 
     @property
     def in_channels(self):
@@ -53,30 +57,25 @@ class HyperSynthesis:
 
     def __call__(self, a):
         """a: int64 (h, w, channels) -> int64 (h * 2**ups, w * 2**ups, out_channels)."""
-        a = np.asarray(a, np.int64)
-        for (kind, k, out, act), (kernel, bias, shift) in zip(self.layers, self.weights):
-            acc = _patches(a, k) @ kernel
-            acc = acc.astype(np.int64) + bias
-            a = np.where(shift > 0, (acc + (np.int64(1) << np.maximum(shift - 1, 0))) >> shift,
-                         acc)
+        a = np.asarray(a, np.float64)
+        for (kind, k, out, act), (kernel, bias_half, scale) in zip(self.layers, self.weights):
+            a = np.floor((_patches(a, k) @ kernel + bias_half) * scale)
             if kind == "up":
                 a = depth_to_space(a)
-            if act == "relu":
-                a = np.maximum(a, 0)
-            a = np.clip(a, -ACT_LIMIT, ACT_LIMIT)
-        return a
+            a = np.clip(a, 0 if act == "relu" else -ACT_LIMIT, ACT_LIMIT)
+        return a.astype(np.int64)
 
 
 def _patches(a, k):
-    """(h, w, c) -> (h, w, k*k*c) float64: each pixel's k x k neighbourhood, zero-padded as
+    """(h, w, c) -> (h, w, k*k*c): each pixel's k x k neighbourhood, zero-padded as
     TensorFlow's "same" convolution pads, in the (row, column, channel) order of HWIO kernels."""
     if k == 1:
-        return a.astype(np.float64)
+        return a
     h, w, _ = a.shape
     before = (k - 1) // 2
     padded = np.pad(a, ((before, k - 1 - before), (before, k - 1 - before), (0, 0)))
     return np.concatenate([padded[i:i + h, j:j + w] for i in range(k) for j in range(k)],
-                          axis=-1).astype(np.float64)
+                          axis=-1)
 
 
 def depth_to_space(x):
