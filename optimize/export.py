@@ -95,17 +95,89 @@ def _conv_output_names(flatbuffer):
             if op["op_name"] == "CONV_2D"]
 
 
-def quality_positions(anchors):
-    """Quality 1..100 -> a position on the anchors, 0 .. anchors - 1, evenly spread."""
-    return np.linspace(0, anchors - 1, 100)
+def held_out_crops(data_dir, size=256):
+    """Centre crops of the photos training never saw (the 3% rule of train/files.py)."""
+    from PIL import Image
+
+    from aedge.train.files import find_images, split
+
+    crops = []
+    for path in split(find_images(data_dir), 0.03)[1]:
+        with Image.open(path) as im:
+            image = np.asarray(im.convert("RGB"))
+        h, w = image.shape[:2]
+        if min(h, w) >= size:
+            top, left = (h - size) // 2, (w - size) // 2
+            crops.append(image[top:top + size, left:left + size])
+    return crops
 
 
-def gain_tables(codec):
-    """Fixed-point gains of every quality: each interpolates its two anchors geometrically
-    (linearly in log2), as Cui et al. 2021 do between their gain vectors."""
+def _jpeg_psnr(crops, quality):
+    import io
+
+    from PIL import Image
+
+    from aedge import metrics
+    out = []
+    for crop in crops:
+        buffer = io.BytesIO()
+        Image.fromarray(crop).save(buffer, format="JPEG", quality=quality)
+        out.append(metrics.psnr(crop, np.asarray(Image.open(buffer).convert("RGB"))))
+    return float(np.mean(out))
+
+
+def _psnr_at(codec, crops, position):
+    """Mean PSNR of the float model at a position between anchors, with real rounding."""
+    import tensorflow as tf
+
+    from aedge import metrics
+    low = min(int(position), len(codec.lambdas) - 2)
+    frac = position - low
+    saved = [g.numpy() for g in (codec.gain_y, codec.gain_y_inverse, codec.gain_z,
+                                 codec.gain_z_inverse)]
+    try:
+        for g, value in zip((codec.gain_y, codec.gain_y_inverse, codec.gain_z,
+                             codec.gain_z_inverse), saved):
+            g.assign(np.repeat(((1 - frac) * value[low] + frac * value[low + 1])[None],
+                               len(value), 0))
+        psnr = []
+        for crop in crops:
+            x = tf.constant(crop[None].astype(np.float32) / 255)
+            x_hat, _ = codec((x, tf.zeros((1,), tf.int32)))
+            out = np.clip(np.rint(x_hat.numpy()[0] * 255), 0, 255).astype(np.uint8)
+            psnr.append(metrics.psnr(crop, out))
+    finally:
+        for g, value in zip((codec.gain_y, codec.gain_y_inverse, codec.gain_z,
+                             codec.gain_z_inverse), saved):
+            g.assign(value)
+    return float(np.mean(psnr))
+
+
+def quality_positions(codec, data_dir, default=DEFAULT_QUALITY):
+    """Quality 1..100 -> a position on the anchors (0 .. anchors - 1). The default quality sits
+    where the model's PSNR equals JPEG's at its default quality (75), on held-out training
+    crops; qualities below and above it spread evenly over the anchors on either side."""
+    anchors = len(codec.lambdas)
+    crops = held_out_crops(data_dir)
+    if not crops:
+        return np.linspace(0, anchors - 1, 100), None
+    target = _jpeg_psnr(crops, 75)
+    grid = np.arange(0, anchors - 1 + 1e-9, 0.5)
+    psnr = np.maximum.accumulate([_psnr_at(codec, crops, t) for t in grid])
+    middle = float(np.interp(target, psnr, grid)) if psnr[-1] > target else anchors - 1.0
+    middle = float(np.clip(middle, 0.5, anchors - 1.5))
+    below = np.linspace(0, middle, default)
+    above = np.linspace(middle, anchors - 1, 100 - default + 1)[1:]
+    calibration = {"held_out_crops": len(crops), "jpeg_q75_psnr": round(target, 3),
+                   "default_position": round(middle, 4)}
+    return np.concatenate([below, above]), calibration
+
+
+def gain_tables(codec, t):
+    """Fixed-point gains of every quality at its anchor position t: each interpolates its two
+    anchors geometrically (linearly in log2), as Cui et al. 2021 do between gain vectors."""
     from aedge import hyper
 
-    t = quality_positions(len(codec.lambdas))
     low = np.minimum(np.floor(t).astype(int), len(codec.lambdas) - 2)
     frac = (t - low)[:, None]
     tables = {}
@@ -118,14 +190,14 @@ def gain_tables(codec):
     return tables
 
 
-def integer_arrays(codec):
+def integer_arrays(codec, positions):
     """h_s, gains and entropy tables: everything the runtime computes exactly."""
     import tensorflow as tf
 
     from aedge import hyper, modelfile
     from aedge.optimize import entropy_tables
 
-    arrays = gain_tables(codec)
+    arrays = gain_tables(codec, positions)
     for i, (kernel, bias) in enumerate(zip(codec.h_s.kernels, codec.h_s.biases)):
         w, b, shift = hyper.quantize_layer(kernel.numpy(), bias.numpy())
         arrays.update({f"h_s.{i}.kernel": w, f"h_s.{i}.bias": b, f"h_s.{i}.shift": shift})
@@ -144,6 +216,7 @@ def integer_arrays(codec):
 def export(weights, data_dir, name="aedge-hyperprior"):
     """Returns (manifest, networks, arrays) ready for modelfile.write."""
     codec = load_codec(weights)
+    positions, quality_calibration = quality_positions(codec, data_dir)
     images = calibration_images(data_dir)
     anchors = np.arange(len(images)) % len(codec.lambdas)
     latents = [codec.g_a(x).numpy() for x in images]
@@ -155,11 +228,10 @@ def export(weights, data_dir, name="aedge-hyperprior"):
              "h_a": (codec.h_a, arch.M_LATENT, latents, [0, -1]),
              "g_s": (codec.g_s, arch.M_LATENT, decoded, [0, -1])}
     networks = {}
-    for part, (layer, channels, calibration, float_convs) in parts.items():
+    for part, (layer, channels, inputs, float_convs) in parts.items():
         float_model = to_tflite(layer, channels)
         networks[part, "float32"] = float_model
-        networks[part, "int8"] = to_tflite(layer, channels, calibration, float_convs,
-                                           float_model)
+        networks[part, "int8"] = to_tflite(layer, channels, inputs, float_convs, float_model)
         networks[part, "int8-dynamic"] = to_tflite(layer, channels, dynamic=True)
     manifest = {
         "name": name,
@@ -173,11 +245,11 @@ def export(weights, data_dir, name="aedge-hyperprior"):
                    "log2_min": int(round(arch.LOG2_SCALE_MIN * 2 ** arch.ACT_FRAC_BITS))},
         "default_quality": DEFAULT_QUALITY,
         "lambdas": list(codec.lambdas),
-        "quality_anchor_positions": [round(float(t), 4) for t in
-                                     quality_positions(len(codec.lambdas))],
+        "quality_anchor_positions": [round(float(t), 4) for t in positions],
+        "quality_calibration": quality_calibration,
         "training": _training_summary(weights),
     }
-    return manifest, networks, integer_arrays(codec)
+    return manifest, networks, integer_arrays(codec, positions)
 
 
 def _training_summary(weights):

@@ -134,6 +134,19 @@ EOF
     echo "sysroot: $(wc -l < "$ARM64_DIR/packages.txt") packages"
 fi
 
+# ---- 2b. an aarch64 /proc/cpuinfo ------------------------------------------
+# qemu-user 7.2 shows an aarch64 guest the host's x86 /proc/cpuinfo. LiteRT's CPU detection
+# (the cpuinfo library under XNNPACK and ruy) then finds no usable ARM cores and LiteRT
+# segfaults: in allocate_tensors with the default XNNPACK delegate, in invoke without it.
+# qemu -L serves a file that exists under the sysroot in place of the host's, so a plain
+# two-core Neoverse-N1 description here fixes it. (Its Features line only lists what qemu's
+# default "max" CPU implements; the ISA extensions LiteRT uses come from AT_HWCAP, which qemu
+# fills in itself.) Side effect: listing /proc inside the guest shows only this file.
+mkdir -p "$SYSROOT/proc"
+for n in 0 1; do
+    printf 'processor\t: %s\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n' "$n"
+done > "$SYSROOT/proc/cpuinfo"
+
 # ---- 3. ai-edge-litert's aarch64 wheel, unpacked into site/ ----------------
 # Its other declared dependencies (flatbuffers, tqdm, protobuf, ml_dtypes, typing-extensions,
 # backports.strenum) are not imported by ai_edge_litert.interpreter, so they are left out;
