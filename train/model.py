@@ -188,6 +188,14 @@ def gaussian_likelihood(v, scale):
     return tf.maximum(upper - lower, 1e-9)
 
 
+class PSNR(keras.metrics.Mean):
+    """PSNR of the mean MSE: a metric, so that replicas' values are combined, never summed."""
+
+    def result(self):
+        mse = tf.maximum(super().result(), 1e-10)
+        return 10 * tf.math.log(255.0 ** 2 / mse) / tf.math.log(10.0)
+
+
 class Codec(keras.Model):
     """Variable-rate rate-distortion autoencoder; call((x, anchor)) -> (x_hat, bits per crop)."""
 
@@ -215,6 +223,7 @@ class Codec(keras.Model):
         self.gain_z_inverse = self.add_weight(name="gain_z_inverse", shape=(k, arch.Z_LATENT),
                                               initializer="zeros")
         self.loss_tracker = {n: keras.metrics.Mean(name=n) for n in ("loss", "bpp", "mse")}
+        self.loss_tracker["psnr"] = PSNR(name="psnr")
 
     def _gains(self, anchor):
         pick = lambda g: (2.0 ** tf.gather(g, anchor))[:, None, None, :]
@@ -256,12 +265,10 @@ class Codec(keras.Model):
         return bpp + tf.gather(tf.constant(self.lambdas), anchor) * distortion, bpp, mse
 
     def _update(self, loss, bpp, mse):
-        # Mean metrics aggregate across replicas and batches; a returned tensor would be summed.
-        for name, value in (("loss", loss), ("bpp", bpp), ("mse", mse)):
+        # Metrics aggregate across replicas and batches; a returned tensor would be summed.
+        for name, value in (("loss", loss), ("bpp", bpp), ("mse", mse), ("psnr", mse)):
             self.loss_tracker[name].update_state(value)
-        mse = self.loss_tracker["mse"].result()
-        psnr = 10 * tf.math.log(255.0 ** 2 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
-        return {**{n: m.result() for n, m in self.loss_tracker.items()}, "psnr": psnr}
+        return {n: m.result() for n, m in self.loss_tracker.items()}
 
     @property
     def metrics(self):

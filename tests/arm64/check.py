@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Cross-architecture check: x86-64 <-> aarch64 (under qemu-user), both directions.
 
-    bash tests/arm64/setup.sh                          # once: builds build/arm64 (~10-20 s)
-    .venv-runtime/bin/python tests/arm64/check.py      # ~1 min on 2 cores
+    bash tests/arm64/setup.sh                          # once: builds build/arm64 (~10 s)
+    .venv-runtime/bin/python tests/arm64/check.py      # ~20 s on 2 cores
+
+The aarch64 side runs on each emulated CPU of --cpus (default cortex-a72 and cortex-a76:
+Raspberry Pi 4 and 5 class); see setup.sh for why qemu's default "max" CPU is not used.
 
 (A) x86 -> aarch64: tests/data/robin.aei (made on x86-64) is decoded to its latents on
     aarch64 (numpy only, no networks); they must equal tests/data/robin.latents.npz exactly.
@@ -11,7 +14,7 @@
     on aarch64 and must be identical. Both machines also decompress that file in full: the
     networks are float/int8 TFLite and need not agree bit for bit, so the pixels are compared
     by PSNR (a failure only below --min-psnr). As information, the same pixels are compressed
-    on x86 too, and the two files compared.
+    on x86 too, and the two files compared (they need not be identical either).
 
 The x86 side runs with --x86-python, else $X86_PYTHON, else the python running this script;
 it needs numpy, pillow and ai-edge-litert (the .venv-runtime has them). The aarch64 side runs
@@ -20,7 +23,8 @@ Both import aedge from the repository's runtime/ folder (through a symlink named
 scratch folder on PYTHONPATH), not from any installed copy.
 
 Exit status: 0 when every latent comparison is equal and the PSNR is above --min-psnr;
-1 on any latent mismatch (or a PSNR too low); 2 when a side cannot be run at all.
+1 on any latent mismatch, a decode or encode error, or a PSNR too low; 2 when a side cannot
+be run at all (missing build folder, python crash).
 
 The same file is also the worker each side runs: `check.py worker MODEL VARIANT TASKS_JSON`.
 """
@@ -49,20 +53,13 @@ def worker(model, variant, tasks):
     import aedge
     codec = aedge.load(model=model, variant=None if variant == "-" else variant)
     info["variant"] = codec.variant
+    info["errors"] = {}
     for op, src, dst in tasks:
         start = time.perf_counter()
-        if op == "read_png":
-            from PIL import Image
-            np.save(dst, np.asarray(Image.open(src).convert("RGB")))
-        elif op == "encode":
-            Path(dst).write_bytes(codec.compress(np.load(src)))
-        elif op == "latents":
-            z_q, index, q = codec.latents(Path(src).read_bytes())
-            np.savez(dst, z_q=z_q, index=index, q=q)
-        elif op == "decode":
-            np.save(dst, codec.decompress(Path(src).read_bytes()))
-        else:
-            raise SystemExit(f"unknown task {op}")
+        try:
+            run_task(codec, op, src, dst)
+        except (aedge.AedgeError, OSError) as e:  # reported by the orchestrator as a failure
+            info["errors"][f"{op} {Path(src).name}"] = f"{type(e).__name__}: {e}"
         info["seconds"][f"{op} {Path(src).name}"] = round(time.perf_counter() - start, 2)
     try:
         import ai_edge_litert
@@ -72,14 +69,30 @@ def worker(model, variant, tasks):
     print("WORKER-INFO " + json.dumps(info))
 
 
+def run_task(codec, op, src, dst):
+    import numpy as np
+    if op == "read_png":
+        from PIL import Image
+        np.save(dst, np.asarray(Image.open(src).convert("RGB")))
+    elif op == "encode":
+        Path(dst).write_bytes(codec.compress(np.load(src)))
+    elif op == "latents":
+        z_q, index, q = codec.latents(Path(src).read_bytes())
+        np.savez(dst, z_q=z_q, index=index, q=q)
+    elif op == "decode":
+        np.save(dst, codec.decompress(Path(src).read_bytes()))
+    else:
+        raise SystemExit(f"unknown task {op}")
+
+
 # ---- orchestrator: runs on x86 -------------------------------------------------------------
 
 class Side:
-    def __init__(self, name, python, pythonpath, model, variant, timeout):
+    def __init__(self, name, python, pythonpath, model, variant, timeout, **env):
         self.name, self.python, self.model, self.variant = name, python, model, variant
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        self.env["PYTHONPATH"] = str(pythonpath)
+        self.env.update(env, PYTHONPATH=str(pythonpath))
         self.timeout = timeout
         self.info = None
         self.wall = 0.0
@@ -98,14 +111,17 @@ class Side:
             sys.exit(2)
         self.wall += time.perf_counter() - start
         if done.returncode != 0:
+            hint = ("\n(a signal under qemu: is the CPU profile's /proc/cpuinfo in place? "
+                    "re-run tests/arm64/setup.sh)" if done.returncode < 0 else "")
             print(f"error: {self.name} worker failed (exit {done.returncode}):\n"
-                  f"{done.stdout}{done.stderr}", file=sys.stderr)
+                  f"{done.stdout}{done.stderr}{hint}", file=sys.stderr)
             sys.exit(2)
         for line in done.stdout.splitlines():
             if line.startswith("WORKER-INFO "):
                 info = json.loads(line[len("WORKER-INFO "):])
                 if self.info:
                     info["seconds"] = {**self.info["seconds"], **info["seconds"]}
+                    info["errors"] = {**self.info["errors"], **info["errors"]}
                 self.info = info
         return self.info
 
@@ -113,6 +129,10 @@ class Side:
 def compare_latents(label, a, b, names=("a", "b")):
     """Prints one line per array; True when all are equal in shape and value."""
     import numpy as np
+    if a is None or b is None:
+        print(f"  {label}: no latents ({'first' if a is None else 'second'} decode failed)  "
+              "MISMATCH")
+        return False
     ok = True
     for key in LATENT_NAMES:
         x, y = np.asarray(a[key]), np.asarray(b[key])
@@ -145,6 +165,9 @@ def main():
                         help="tree with runtime/, models/ and tests/data/ (default: this repo)")
     parser.add_argument("--model", type=Path, help="default REPO/models/aedge.aem")
     parser.add_argument("--variant", help="network variant (default: the model's default)")
+    parser.add_argument("--cpus", default=os.environ.get("ARM64_CPUS", "cortex-a72,cortex-a76"),
+                        help="emulated CPUs to run the aarch64 side on, comma-separated "
+                             "(profiles made by setup.sh; default cortex-a72,cortex-a76)")
     parser.add_argument("--min-psnr", type=float, default=40.0,
                         help="fail when the aarch64 and x86 decodes of one file differ more "
                              "than this PSNR in dB (default 40)")
@@ -182,76 +205,93 @@ def main():
         link.symlink_to(repo / "runtime", target_is_directory=True)
 
         x86 = Side("x86", args.x86_python, pkg, model, args.variant, args.timeout)
-        arm = Side("aarch64", arm_python, pkg, model, args.variant, args.timeout)
+        arms = [Side(f"aarch64 {cpu}", arm_python, pkg, model, args.variant, args.timeout,
+                     ARM64_CPU=cpu) for cpu in args.cpus.split(",")]
         w = work
         t0 = time.perf_counter()
         # x86, first: the pixels as .npy (aarch64 has no Pillow), and an x86 encode of them.
         x86.run(("read_png", data / "robin.png", w / "pixels.npy"),
                 ("encode", w / "pixels.npy", w / "x86.aei"),
                 ("latents", w / "x86.aei", w / "x86.x86-latents.npz"))
-        # aarch64: (A) the golden file's latents; (B) encode, own latents, full decode.
-        arm.run(("latents", data / "robin.aei", w / "golden.arm-latents.npz"),
-                ("encode", w / "pixels.npy", w / "arm.aei"),
-                ("latents", w / "arm.aei", w / "arm.arm-latents.npz"),
-                ("decode", w / "arm.aei", w / "arm.arm-decoded.npy"))
-        # x86 again: (B) the aarch64 file's latents and full decode.
-        x86.run(("latents", w / "arm.aei", w / "arm.x86-latents.npz"),
-                ("decode", w / "arm.aei", w / "arm.x86-decoded.npy"))
+        for arm in arms:
+            cpu = arm.env["ARM64_CPU"]
+            # aarch64: (A) the golden file's latents; (B) encode, own latents, full decode.
+            arm.run(("latents", data / "robin.aei", w / f"golden.{cpu}-latents.npz"),
+                    ("encode", w / "pixels.npy", w / f"{cpu}.aei"),
+                    ("latents", w / f"{cpu}.aei", w / f"{cpu}.{cpu}-latents.npz"),
+                    ("decode", w / f"{cpu}.aei", w / f"{cpu}.{cpu}-decoded.npy"))
+            # x86 again: (B) the aarch64 file's latents and full decode.
+            x86.run(("latents", w / f"{cpu}.aei", w / f"{cpu}.x86-latents.npz"),
+                    ("decode", w / f"{cpu}.aei", w / f"{cpu}.x86-decoded.npy"))
         total = time.perf_counter() - t0
 
         ok = True
-        for side in (x86, arm):
+        for side in [x86] + arms:
             i = side.info
-            print(f"{side.name:7s}: {i['machine']}, python {i['python']}, numpy {i['numpy']}, "
+            print(f"{side.name}: {i['machine']}, python {i['python']}, numpy {i['numpy']}, "
                   f"ai-edge-litert {i['ai_edge_litert']}, variant {i['variant']}; "
                   f"{side.wall:.1f} s wall")
         print(f"model: {model}")
-
-        print("(A) x86 -> aarch64: robin.aei decoded on aarch64 vs robin.latents.npz (x86)")
         golden = np.load(data / "robin.latents.npz")
-        ok &= compare_latents("A", np.load(w / "golden.arm-latents.npz"), golden,
-                              ("aarch64", "golden"))
-
-        arm_file = (w / "arm.aei").read_bytes()
-        x86_file = (w / "x86.aei").read_bytes()
-        print(f"(B) aarch64 -> x86: robin.png encoded on aarch64 ({len(arm_file)} bytes), "
-              "latents decoded on x86 vs on aarch64")
-        arm_on_arm = np.load(w / "arm.arm-latents.npz")
-        ok &= compare_latents("B", np.load(w / "arm.x86-latents.npz"), arm_on_arm,
-                              ("x86", "aarch64"))
-
         original = np.load(w / "pixels.npy")
-        dec_arm = np.load(w / "arm.arm-decoded.npy")
-        dec_x86 = np.load(w / "arm.x86-decoded.npy")
-        if dec_arm.shape != dec_x86.shape or dec_arm.shape != original.shape:
-            print(f"  decoded shapes differ: aarch64 {dec_arm.shape}, x86 {dec_x86.shape}, "
-                  f"original {original.shape}  MISMATCH")
-            ok = False
-        else:
-            cross = psnr(dec_arm, dec_x86)
-            diff = np.abs(dec_arm.astype(np.int16) - dec_x86.astype(np.int16))
-            print(f"  pixels {dec_arm.shape}: aarch64 decode vs x86 decode PSNR {cross:.2f} dB "
-                  f"(max |diff| {int(diff.max())}, {np.count_nonzero(diff)} of {diff.size} "
-                  f"values differ)")
-            print(f"  vs original: aarch64 decode {psnr(dec_arm, original):.3f} dB, "
-                  f"x86 decode {psnr(dec_x86, original):.3f} dB")
-            if cross < args.min_psnr:
-                print(f"  PSNR {cross:.2f} dB below --min-psnr {args.min_psnr}  MISMATCH")
+
+        def load(name):
+            return np.load(w / name) if (w / name).is_file() else None
+
+        x86_file = (w / "x86.aei").read_bytes() if (w / "x86.aei").is_file() else None
+        x86_lat = load("x86.x86-latents.npz")
+        for arm in arms:
+            cpu = arm.env["ARM64_CPU"]
+            print(f"(A) x86 -> aarch64 ({cpu}): robin.aei's latents decoded on aarch64 vs "
+                  "robin.latents.npz")
+            ok &= compare_latents("A", load(f"golden.{cpu}-latents.npz"), golden,
+                                  ("aarch64", "golden"))
+
+            if not (w / f"{cpu}.aei").is_file():
+                print(f"(B) aarch64 ({cpu}) -> x86: the encode failed  MISMATCH")
                 ok = False
+                continue
+            arm_file = (w / f"{cpu}.aei").read_bytes()
+            print(f"(B) aarch64 ({cpu}) -> x86: robin.png encoded on aarch64 "
+                  f"({len(arm_file)} bytes), latents decoded on x86 vs on aarch64")
+            arm_lat = load(f"{cpu}.{cpu}-latents.npz")
+            ok &= compare_latents("B", load(f"{cpu}.x86-latents.npz"), arm_lat,
+                                  ("x86", "aarch64"))
+            dec_arm, dec_x86 = load(f"{cpu}.{cpu}-decoded.npy"), load(f"{cpu}.x86-decoded.npy")
+            if dec_arm is None or dec_x86 is None:
+                print("  a full decode failed  MISMATCH")
+                ok = False
+            elif dec_arm.shape != dec_x86.shape or dec_arm.shape != original.shape:
+                print(f"  decoded shapes differ: aarch64 {dec_arm.shape}, x86 {dec_x86.shape}, "
+                      f"original {original.shape}  MISMATCH")
+                ok = False
+            else:
+                cross = psnr(dec_arm, dec_x86)
+                diff = np.abs(dec_arm.astype(np.int16) - dec_x86.astype(np.int16))
+                print(f"  pixels {dec_arm.shape}: aarch64 decode vs x86 decode PSNR "
+                      f"{cross:.2f} dB (max |diff| {int(diff.max())}, "
+                      f"{np.count_nonzero(diff)} of {diff.size} values differ)")
+                print(f"  vs original: aarch64 decode {psnr(dec_arm, original):.3f} dB, "
+                      f"x86 decode {psnr(dec_x86, original):.3f} dB")
+                if cross < args.min_psnr:
+                    print(f"  PSNR {cross:.2f} dB below --min-psnr {args.min_psnr}  MISMATCH")
+                    ok = False
+            # Information only: the encoders' networks may round differently on two machines.
+            if x86_file == arm_file:
+                print("  (info) x86 encode of the same pixels: byte-identical file")
+            elif x86_lat is not None and arm_lat is not None:
+                counts = ", ".join(
+                    f"{k} {int(np.count_nonzero(x86_lat[k] != arm_lat[k]))}/{x86_lat[k].size}"
+                    for k in LATENT_NAMES if x86_lat[k].shape == arm_lat[k].shape)
+                print(f"  (info) x86 encode of the same pixels: {len(x86_file)} bytes, not "
+                      f"byte-identical; latents differing: {counts}")
 
-        # Information only: the encoders' networks may round differently on the two machines.
-        x86_lat = np.load(w / "x86.x86-latents.npz")
-        if x86_file == arm_file:
-            print("  (info) x86 encode of the same pixels: byte-identical file")
-        else:
-            same = [k for k in LATENT_NAMES if x86_lat[k].shape == arm_on_arm[k].shape]
-            counts = ", ".join(
-                f"{k} {int(np.count_nonzero(x86_lat[k] != arm_on_arm[k]))}/{x86_lat[k].size}"
-                for k in same)
-            print(f"  (info) x86 encode of the same pixels: {len(x86_file)} bytes, differs "
-                  f"from the aarch64 file; latents differing: {counts}")
-
-        print(f"timings (s): x86 {x86.info['seconds']} | aarch64 {arm.info['seconds']}")
+        for side in [x86] + arms:
+            for task, error in side.info["errors"].items():
+                print(f"ERROR on {side.name}, {task}: {error}")
+                ok = False
+        print("timings (s): " + " | ".join(f"{side.name} {side.info['seconds']}"
+                                            for side in [x86] + arms))
         print(f"total {total:.1f} s; {'OK' if ok else 'FAILED'}"
               + (f"; files kept in {work}" if args.keep else ""))
         return 0 if ok else 1

@@ -7,9 +7,12 @@
 #
 # What ends up in DIR:
 #   python          wrapper: runs the sysroot's python3.11 under qemu-aarch64-static, with
-#                   DIR/site on PYTHONPATH (after any PYTHONPATH the caller gives)
+#                   DIR/site on PYTHONPATH (after any PYTHONPATH the caller gives), on the
+#                   emulated CPU $ARM64_CPU: cortex-a76 (default) or cortex-a72
 #   sysroot/        Debian bookworm arm64 packages python3.11, python3-numpy (1.24), libstdc++6
 #                   (the LiteRT wheel's C++ runtime) and their dependency closure, unpacked
+#   cpus/NAME/      per emulated CPU: the qemu -L prefix (an aarch64 /proc/cpuinfo for that
+#                   CPU, links to the sysroot for the rest); see step 2b for why
 #   site/           the ai-edge-litert aarch64 wheel, unpacked (numpy comes from the sysroot)
 #   wheels/         the downloaded wheel(s)
 #   packages.txt    the exact Debian package versions in the sysroot
@@ -134,18 +137,38 @@ EOF
     echo "sysroot: $(wc -l < "$ARM64_DIR/packages.txt") packages"
 fi
 
-# ---- 2b. an aarch64 /proc/cpuinfo ------------------------------------------
+# ---- 2b. CPU profiles: an emulated CPU model and a /proc/cpuinfo that matches it ---------
 # qemu-user 7.2 shows an aarch64 guest the host's x86 /proc/cpuinfo. LiteRT's CPU detection
 # (the cpuinfo library under XNNPACK and ruy) then finds no usable ARM cores and LiteRT
-# segfaults: in allocate_tensors with the default XNNPACK delegate, in invoke without it.
-# qemu -L serves a file that exists under the sysroot in place of the host's, so a plain
-# two-core Neoverse-N1 description here fixes it. (Its Features line only lists what qemu's
-# default "max" CPU implements; the ISA extensions LiteRT uses come from AT_HWCAP, which qemu
-# fills in itself.) Side effect: listing /proc inside the guest shows only this file.
-mkdir -p "$SYSROOT/proc"
-for n in 0 1; do
-    printf 'processor\t: %s\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n' "$n"
-done > "$SYSROOT/proc/cpuinfo"
+# segfaults (in allocate_tensors with the default XNNPACK delegate, in invoke without it).
+# qemu -L serves a file that exists under its prefix in place of the host's, so each profile
+# is a prefix cpus/NAME/ holding proc/cpuinfo plus links to the sysroot's top-level folders.
+# The description must match the emulated CPU (qemu -cpu NAME): cpuinfo trusts the part
+# number for some features, and a Cortex-A76 description on an emulated Cortex-A72 ends in
+# SIGILL. qemu's default "max" CPU is not offered: it has SME, and with SME LiteRT's
+# int8-dynamic networks compute wrong results under qemu 7.2 (29 dB off on robin's g_s; with
+# max,sme=off they agree with x86 to 1e-7).
+#   cortex-a72: ARMv8.0 (Raspberry Pi 4 class), cortex-a76: ARMv8.2 + dotprod/fp16 (Pi 5).
+cpuinfo() {  # part variant revision features
+    for n in 0 1; do
+        printf 'processor\t: %s\nBogoMIPS\t: 108.00\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: %s\nCPU part\t: %s\nCPU revision\t: %s\n\n' \
+            "$n" "$4" "$2" "$1" "$3"
+    done
+}
+make_profile() {  # name, then cpuinfo's arguments
+    local dir=$ARM64_DIR/cpus/$1 top
+    shift
+    rm -rf "$dir"
+    mkdir -p "$dir/proc"
+    for top in "$SYSROOT"/*; do
+        [ "$(basename "$top")" = proc ] || ln -s "../../sysroot/$(basename "$top")" "$dir/"
+    done
+    cpuinfo "$@" > "$dir/proc/cpuinfo"
+}
+make_profile cortex-a72 0xd08 0x0 3 "fp asimd evtstrm crc32 cpuid"
+make_profile cortex-a76 0xd0b 0x4 1 \
+    "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"
+echo "cpu profiles: $(ls "$ARM64_DIR/cpus" | tr '\n' ' ')"
 
 # ---- 3. ai-edge-litert's aarch64 wheel, unpacked into site/ ----------------
 # Its other declared dependencies (flatbuffers, tqdm, protobuf, ml_dtypes, typing-extensions,
@@ -187,19 +210,29 @@ fi
 unset PYTHONHOME PYTHONEXECUTABLE __PYVENV_LAUNCHER__ VIRTUAL_ENV
 export PYTHONNOUSERSITE=1
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$ARM64_DIR/site"
-exec "$QEMU" -L "$SYSROOT" "$SYSROOT/usr/bin/python3.11" "$@"
+# The emulated CPU, with its /proc/cpuinfo (see setup.sh): ARM64_CPU=cortex-a72 or cortex-a76.
+ARM64_CPU=${ARM64_CPU:-cortex-a76}
+if [ ! -f "$ARM64_DIR/cpus/$ARM64_CPU/proc/cpuinfo" ]; then
+    echo "ARM64_CPU=$ARM64_CPU: no such profile in $ARM64_DIR/cpus" >&2
+    exit 2
+fi
+unset QEMU_CPU
+exec "$QEMU" -cpu "$ARM64_CPU" -L "$ARM64_DIR/cpus/$ARM64_CPU" "$SYSROOT/usr/bin/python3.11" "$@"
 EOF
 chmod +x "$ARM64_DIR/python.new"
 mv "$ARM64_DIR/python.new" "$ARM64_DIR/python"
 
 # ---- 5. smoke test ---------------------------------------------------------
-"$ARM64_DIR/python" -c "
+for cpu in $(ls "$ARM64_DIR/cpus"); do
+ARM64_CPU=$cpu "$ARM64_DIR/python" -c "
 import platform, numpy as np
 assert platform.machine() == 'aarch64', platform.machine()
 from ai_edge_litert.interpreter import Interpreter
 import ai_edge_litert
-print(platform.machine(), 'python', platform.python_version(), 'numpy', np.__version__,
-      'ai-edge-litert', ai_edge_litert.__version__)
+print('$cpu:', platform.machine(), 'python', platform.python_version(), 'numpy',
+      np.__version__, 'ai-edge-litert', ai_edge_litert.__version__)
+assert 'CPU part' in open('/proc/cpuinfo').read()
 import zlib, struct, hashlib, zipfile, json, dataclasses, io"
+done
 du -sh "$SYSROOT" "$SITE"
 echo "OK: run $ARM64_DIR/python"
