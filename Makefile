@@ -9,7 +9,7 @@ RUNS ?= runs
 MINUTES ?= 60
 DEMO ?= demo-output
 
-.PHONY: demo setup setup-runtime test train train-keras quantize bench bench-variants cards golden clean
+.PHONY: demo setup setup-runtime test train train-keras quantize bench bench-variants cards check-arm64 golden clean
 
 demo: setup-runtime  ## set up, then compress and decompress the sample image
 	mkdir -p $(DEMO)
@@ -69,6 +69,10 @@ cards: setup  ## the model card and the README's results, from bench-results/ an
 	$(VENV)/bin/python -m aedge.optimize.cards bench-results/bench.json \
 	  --also bench-results/int8/bench.json --also bench-results/float/bench.json \
 	  --history models/hyper/history.jsonl --readme README.md
+
+check-arm64: setup-runtime  ## encode and decode on an emulated aarch64 (qemu-user, Debian arm64): same latents?
+	bash tests/arm64/setup.sh build/arm64
+	$(LEAN)/bin/python tests/arm64/check.py --arm64-dir build/arm64
 
 golden: setup-runtime  ## remake tests/data/robin.aei and its latents after the shipped model changed
 	$(LEAN)/bin/aedge compress tests/data/robin.png -o tests/data/robin.aei --force
