@@ -1,8 +1,8 @@
 """aedge: learned image compression for small CPU devices.
 
     import aedge
-    codec = aedge.load()                 # the default quality level; aedge.load(level=1..5)
-    data = codec.compress(array)         # uint8 HxWx3 (or HxW greyscale) -> bytes (.aei)
+    codec = aedge.load()                 # the shipped model; aedge.load(model="my.aem")
+    data = codec.compress(array, quality=75)   # uint8 HxWx3 (or HxW) -> bytes (.aei); 1..100
     array = codec.decompress(data)
     array = aedge.decompress(data)       # finds the model that made the file by itself
 

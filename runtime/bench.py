@@ -137,7 +137,7 @@ def summarise(records, folder, variant, model=None):
 
 def pareto(points, key):
     """The points no other point beats on both rate and quality: BD-rate needs curves that rise,
-    and a level that costs more bits for less quality is no part of a codec's curve."""
+    and a setting that costs more bits for less quality is no part of a codec's curve."""
     front = []
     for p in sorted(points, key=lambda p: p["bpp"]):
         if not front or p[key] > front[-1][key]:
