@@ -98,16 +98,18 @@ def encode(symbols, table_index, tables, lanes):
         raise ValueError("symbol out of its table's range")
     freq = tables.freq[table_index, symbols]
     start = tables.start[table_index, symbols]
+    limit = freq << 16  # a state at or above its symbol's limit first gives out 16 bits
     x = np.full(lanes, STATE_LOW, dtype=np.int64)
     chunks = []
     for first in range((len(symbols) - 1) // lanes * lanes, -1, -lanes):
-        f = freq[first:first + lanes]
-        n = len(f)
-        xs = x[:n]
-        emit = xs >= (f << 16)
-        chunks.append((xs[emit] & WORD_MASK)[::-1])
-        xs = np.where(emit, xs >> 16, xs)
-        x[:n] = ((xs // f) << PRECISION) + xs % f + start[first:first + lanes]
+        n = min(lanes, len(symbols) - first)
+        xs = x if n == lanes else x[:n]
+        emit = xs >= limit[first:first + n]
+        if emit.any():
+            chunks.append((xs[emit] & WORD_MASK)[::-1])
+            xs = np.where(emit, xs >> 16, xs)
+        quotient, remainder = np.divmod(xs, freq[first:first + n])
+        x[:n] = (quotient << PRECISION) + remainder + start[first:first + n]
     body = np.concatenate(chunks)[::-1] if chunks else np.zeros(0, np.int64)
     head = np.stack([x & WORD_MASK, x >> 16], axis=1).ravel()
     return np.concatenate([head, body]).astype("<u2").tobytes()
