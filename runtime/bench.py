@@ -103,8 +103,11 @@ def run(folder, qualities=None, codecs=("jpeg", "webp", "avif"), limit=None, var
             if (name, q, array.shape) not in warmed:
                 decode(encode(array))
                 warmed.add((name, q, array.shape))
-            records.append({"codec": name, "q": q, "image": image_name,
-                            **_measure(encode, decode, array, ssim, timed)})
+            try:
+                measured = _measure(encode, decode, array, ssim, timed)
+            except ValueError as e:  # an image the metrics cannot take (MS-SSIM: 176 px)
+                raise AedgeError(f"{image_name}: {e}") from None
+            records.append({"codec": name, "q": q, "image": image_name, **measured})
     return summarise(records, folder, codec.variant, codec.model.name)
 
 

@@ -164,3 +164,24 @@ def test_help_everywhere(command):
 def test_usage_errors_exit_2():
     assert aedge("compress").returncode == 2
     assert aedge("frobnicate").returncode == 2
+
+
+def test_bench_sweeps_qualities_and_reports_the_split(tmp_path):
+    import json
+    from PIL import Image
+    from conftest import synthetic
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        Image.fromarray(synthetic(176, 192, seed=i)).save(photos / f"p{i}.png")
+    out = tmp_path / "report"
+    result = aedge("bench", photos, "-o", out, "-q", 5, "-q", 50, "-q", 95, "--codec", "jpeg")
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads((out / "bench.json").read_text())
+    ours = [s for s in report["summary"] if s["codec"] == "aedge"]
+    assert [s["q"] for s in ours] == [5, 50, 95] and all(s["images"] == 2 for s in ours)
+    assert all(s["encode_networks_ms"] > 0 and s["decode_entropy_ms"] > 0 for s in ours)
+    assert set(report["bd_rate_percent"]) == {"jpeg", "bmshj2018-factorized",
+                                               "bmshj2018-hyperprior", "mbt2018-mean"}
+    table = (out / "bench.md").read_text()
+    assert "Where aedge's time goes" in table and "| mbt2018-mean |" in table
