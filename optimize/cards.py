@@ -60,22 +60,33 @@ def card(model, report):
     return "\n".join(lines)
 
 
-def training_table(history, lambdas):
-    """Held-out bpp and PSNR per anchor against training gigapixels, from jax_train's log."""
+def training_table(history, lambdas, jpeg=None):
+    """Held-out bpp and PSNR per anchor against training gigapixels, from jax_train's log, and
+    the BD-rate of each logged curve against JPEG on the same crops."""
+    from aedge.metrics import bd_rate
+
     evals = [json.loads(line) for line in Path(history).read_text().splitlines()
              if "val_psnr" in line]
     show = [0, len(lambdas) // 2, len(lambdas) - 1]
     head = " | ".join(f"lambda {lambdas[i]}: bpp, PSNR" for i in show)
     lines = ["Held-out crops (the 3% of the training folder that training never sees, 256x256 "
-             "centre crops), real rounding, rates from the model's likelihoods:", "",
-             f"| step | gigapixels | {head} |", "|---|---|" + "---|" * len(show)]
+             "centre crops), real rounding, rates from the model's likelihoods; BD-rate on PSNR "
+             "against JPEG (Pillow's defaults) on the same crops:", "",
+             f"| step | gigapixels | {head} | BD-rate vs JPEG |",
+             "|---|---|" + "---|" * (len(show) + 1)]
     seen = set()
     for e in evals:
         if e["step"] in seen:
             continue
         seen.add(e["step"])
         cells = " | ".join(f"{e['val_bpp'][i]:.3f}, {e['val_psnr'][i]:.2f}" for i in show)
-        lines.append(f"| {e['step']} | {e['gigapixels']:.2f} | {cells} |")
+        bd = "n/a"
+        if jpeg:
+            try:
+                bd = f"{bd_rate([p[1] for p in jpeg], [p[2] for p in jpeg], e['val_bpp'], e['val_psnr']):+.1f}%"
+            except ValueError:
+                bd = "no overlap"
+        lines.append(f"| {e['step']} | {e['gigapixels']:.2f} | {cells} | {bd} |")
     return "\n".join(lines) + "\n"
 
 
@@ -107,8 +118,9 @@ def main(report, others, history, readme):
             tables += "\n" + markdown(json.loads(Path(other).read_text()))
         replace_between(Path(readme), BENCH, tables)
         if history:
-            replace_between(Path(readme), TRAINING,
-                            training_table(history, model.manifest["lambdas"]))
+            meta = json.loads((Path(history).parent / "train.json").read_text())
+            replace_between(Path(readme), TRAINING, training_table(
+                history, model.manifest["lambdas"], meta.get("val_jpeg")))
         click.echo(f"updated {readme}")
     target = MODELS / "aedge.md"
     target.write_text(card(model, report))

@@ -75,6 +75,24 @@ def centre_crops(images, crop):
     return np.stack(out).astype(np.float32) / 255.0
 
 
+def jpeg_points(crops, qualities=(5, 10, 15, 20, 25, 35, 45, 50, 60, 75, 85, 95)):
+    """JPEG's mean bpp and PSNR on the held-out crops (Pillow's defaults): the reference the
+    training log's BD-rates are computed against."""
+    import io
+    points = []
+    for q in qualities:
+        bpp, psnr = [], []
+        for crop in crops:
+            image = np.rint(crop * 255).astype(np.uint8)
+            buffer = io.BytesIO()
+            Image.fromarray(image).save(buffer, format="JPEG", quality=q)
+            back = np.asarray(Image.open(buffer).convert("RGB"), np.float64)
+            bpp.append(8 * buffer.tell() / (image.shape[0] * image.shape[1]))
+            psnr.append(10 * np.log10(255.0 ** 2 / np.mean((back - image) ** 2)))
+        points.append([q, float(np.mean(bpp)), float(np.mean(psnr))])
+    return points
+
+
 def _adam(grads, state, lr, count):
     m, v = state
     m = jax.tree.map(lambda m, g: 0.9 * m + 0.1 * g, m, grads)
@@ -199,6 +217,8 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
     key = jax.random.key(seed + meta["steps"])
     frozen = frozenset(k for k in names if k.split(".")[0] in freeze)
     step, evaluate = make_step(lambdas, frozen), make_eval()
+    if val is not None and "val_jpeg" not in meta:
+        meta["val_jpeg"] = jpeg_points(val)
     history = out / "history.jsonl"
 
     def log(record):
