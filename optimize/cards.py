@@ -49,7 +49,8 @@ def card(model, report):
              "with commercially usable ones: treat this model as research-only.", ""]
     points = [s for s in report["summary"] if s["codec"] == "aedge"] if report else []
     if points:
-        lines += [f"## Kodak ({points[0]['images']} images, {report['variant']} networks, "
+        lines += [f"## `{Path(report['folder']).name}` ({points[0]['images']} images, "
+                  f"{report['variant']} networks, "
                   f"{report['machine']['cores']} cores)", "",
                   "| quality | bpp | PSNR dB | SSIM | MS-SSIM | encode ms | decode ms |",
                   "|---|---|---|---|---|---|---|"]

@@ -54,7 +54,7 @@ class Codec:
             raise AedgeError(f"{self.model.path} is not a valid aedge model file "
                              f"({type(e).__name__}: {e})") from None
         if self.h_s.layers[-1][2] != 2 * self.m or self.h_s.in_channels != \
-                manifest["hyper_channels"]:
+                manifest["hyper_channels"] or self.h_s.upsampling != HYPER_STRIDE // STRIDE:
             raise AedgeError(f"{self.model.path}: h_s does not fit the latents")
         self.timings = {}
 
@@ -76,6 +76,8 @@ class Codec:
         y = self._network("g_a")(self._pad(image))
         z = self._network("h_a")(y)[0]
         clock("networks")
+        if not (np.isfinite(y).all() and np.isfinite(z).all()):
+            raise AedgeError(f"the encoder networks of {self.model.name} gave non-finite values")
         z_q = np.rint(z * gains["gain_z"]).astype(np.int64)
         mean, index = self._hyper(z_q, quality, y.shape[1:3])
         clock("h_s")
@@ -109,6 +111,8 @@ class Codec:
         clock("entropy")
         y_hat = ((q + mean) * gains["gain_y_inverse"]).astype(np.float32)
         x_hat = self._network("g_s")(y_hat[None])[0, :header.height, :header.width]
+        if not np.isfinite(x_hat).all():
+            raise AedgeError(f"the decoder network of {self.model.name} gave non-finite values")
         image = np.clip(np.rint(x_hat * 255), 0, 255).astype(np.uint8)
         clock("networks")
         self.timings = clock.spent

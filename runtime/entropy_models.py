@@ -32,6 +32,8 @@ class _Coder:
         self.escape = self.tables.sizes - 1
 
     def _encode(self, values, index):
+        if len(values) and np.abs(values).max() >= ESCAPE_LIMIT:
+            raise AedgeError("a latent value is too large to code (the networks went astray)")
         symbols = values - self.offsets[index]
         escape = self.escape[index]
         outside = (symbols < 0) | (symbols >= escape)
@@ -80,10 +82,10 @@ class EntropyBottleneck(_Coder):
 class GaussianConditional(_Coder):
     """A latent coded as q = round(y - mean), each value with the table of its scale index.
     Values whose index is below `skip` are not coded: they are 0. At scales that small a value
-    is non-zero less than once in a thousand, and coding them would cost time, not bits: most
-    of a latent lies there at low rates. Coded in raster order, channels innermost."""
+    is non-zero less than once in 300, and coding them would cost time, not bits: most of a
+    latent lies there at low rates. Coded in raster order, channels innermost."""
 
-    def __init__(self, offsets, freqs, skip=1):
+    def __init__(self, offsets, freqs, skip):
         super().__init__(offsets, freqs)
         self.skip = skip
 

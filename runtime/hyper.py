@@ -18,6 +18,7 @@ ACT_FRAC_BITS = 8
 ACT_LIMIT = (1 << 16) - 1
 WEIGHT_LIMIT = (1 << 15) - 1
 GAIN_FRAC_BITS = 16
+MAX_SHIFT = 40
 EXACT = 1 << 53
 
 
@@ -30,17 +31,22 @@ class HyperSynthesis:
         if len(weights) != len(self.layers):
             raise AedgeError("h_s has as many weight sets as layers")
         self.weights = []
+        cin = None
         for (kind, k, out, act), (kernel, bias, shift) in zip(self.layers, weights):
             kernel = np.asarray(kernel, np.int64)
             bias, shift = np.asarray(bias, np.int64), np.asarray(shift, np.int64)
+            if kind not in ("conv1", "up") or act not in ("relu", None) or \
+                    type(k) is not int or type(out) is not int or not 1 <= k <= 7 or out < 1:
+                raise AedgeError(f"h_s layer {kind}/{k}/{out}/{act} is not one the runtime "
+                                 "computes")
             cout = out * 4 if kind == "up" else out
-            if kind not in ("conv1", "up") or act not in ("relu", None):
-                raise AedgeError(f"h_s layer {kind}/{act} is not one the runtime computes")
             if kernel.ndim != 4 or kernel.shape[:2] != (k, k) or kernel.shape[3] != cout or \
-                    bias.shape != (cout,) or shift.shape != (cout,):
+                    bias.shape != (cout,) or shift.shape != (cout,) or \
+                    cin not in (None, kernel.shape[2]):
                 raise AedgeError("h_s weights do not match its layers")
+            cin = out
             if np.abs(kernel).max(initial=0) > WEIGHT_LIMIT or shift.min() < 0 or \
-                    shift.max() > 62 or np.abs(bias).max(initial=0) >= EXACT // 4:
+                    shift.max() > MAX_SHIFT or np.abs(bias).max(initial=0) >= EXACT // 4:
                 raise AedgeError("h_s weights are out of the exact range")
             # Sums of k*k*cin products below 2**31 each must stay below 2**53.
             if k * k * kernel.shape[2] * (WEIGHT_LIMIT * ACT_LIMIT) >= EXACT // 4:
@@ -50,6 +56,10 @@ class HyperSynthesis:
             half = np.where(shift > 0, 2.0 ** (shift - 1), 0.0)
             self.weights.append((kernel.reshape(-1, cout).astype(np.float64),
                                  bias.astype(np.float64) + half, 2.0 ** -shift))
+
+    @property
+    def upsampling(self):
+        return 2 ** sum(kind == "up" for kind, *_ in self.layers)
 
     @property
     def in_channels(self):
@@ -90,7 +100,7 @@ def quantize_layer(kernel, bias):
     kernel = np.asarray(kernel, np.float64)
     peak = np.abs(kernel).reshape(-1, kernel.shape[-1]).max(axis=0)
     shift = np.floor(np.log2(WEIGHT_LIMIT / np.maximum(peak, 1e-30)))
-    shift = np.clip(shift, 0, 40).astype(np.int64)
+    shift = np.clip(shift, 0, MAX_SHIFT).astype(np.int64)
     w = np.rint(kernel * 2.0 ** shift).astype(np.int64)
     b = np.rint(np.asarray(bias, np.float64) * 2.0 ** (shift + ACT_FRAC_BITS)).astype(np.int64)
     return w, b, shift

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,9 @@ NETWORKS = ("g_a", "h_a", "g_s")
 # Network variants, in the order a codec prefers them when none is asked for.
 VARIANTS = ("int8-dynamic", "int8", "float32")
 QUALITIES = 100
+# No member of a model file is this large: a claim of more is a broken or hostile file, refused
+# before anything is inflated.
+MAX_MEMBER_BYTES = 64 << 20
 
 
 def network_member(part, variant):
@@ -57,9 +61,16 @@ class ModelFile:
         """The TFLite flatbuffer of one network, read from the archive now."""
         try:
             with zipfile.ZipFile(io.BytesIO(self._data)) as z:
-                return z.read(network_member(part, variant))
-        except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
+                return _read_member(z, network_member(part, variant))
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError, zlib.error,
+                MemoryError) as e:
             raise ModelFileError(f"{self.path}: cannot read its {part} network ({e})") from None
+
+
+def _read_member(archive, name):
+    if archive.getinfo(name).file_size > MAX_MEMBER_BYTES:
+        raise ValueError(f"{name} claims more than {MAX_MEMBER_BYTES >> 20} MiB")
+    return archive.read(name)
 
 
 def identity_of(data):
@@ -74,7 +85,7 @@ def read(path):
         raise ModelFileError(f"cannot read model {path}: {e.strerror or e}") from None
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
-            manifest = json.loads(z.read(MANIFEST))
+            manifest = json.loads(_read_member(z, MANIFEST))
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
                 raise ModelFileError(f"{path} is not an aedge model file")
             version = manifest.get("format_version")
@@ -86,11 +97,11 @@ def read(path):
             names = set(z.namelist())
             variants = tuple(v for v in VARIANTS
                              if all(network_member(p, v) in names for p in NETWORKS))
-            with np.load(io.BytesIO(z.read(ARRAYS)), allow_pickle=False) as npz:
+            with np.load(io.BytesIO(_read_member(z, ARRAYS)), allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         _check(manifest, variants, arrays)
     except (zipfile.BadZipFile, KeyError, TypeError, ValueError, AttributeError, OSError,
-            EOFError) as e:
+            EOFError, zlib.error, MemoryError, RecursionError) as e:
         if isinstance(e, ModelFileError):
             raise
         raise ModelFileError(f"{path} is not a valid aedge model file ({e})") from None

@@ -97,6 +97,40 @@ def test_damaged_data_is_refused(codec, robin):
             codec.decompress(bad)
 
 
+def _with_crc(body):
+    import struct
+    import zlib
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@pytest.mark.parametrize("offset, value", [
+    (23, b"\xff\xff"),  # z lanes far beyond its symbols
+    (33, b"\x00\x00"),  # no y lanes
+    (22, b"\x01"),  # another quality: other tables, a stream that does not decode
+    (14, b"\x00\x00\x01\x00"),  # another width
+])
+def test_hostile_headers_with_a_good_crc_are_refused(codec, robin, offset, value):
+    data = codec.compress(robin)
+    body = data[:offset] + value + data[offset + len(value):-4]
+    with pytest.raises(AedgeError):
+        codec.decompress(_with_crc(body))
+
+
+def test_damaged_streams_with_a_good_crc_are_refused(codec, robin):
+    data = codec.compress(robin)
+    rng = np.random.default_rng(0)
+    refused = 0
+    for _ in range(20):
+        at = int(rng.integers(43, len(data) - 4))
+        body = data[:at] + bytes([data[at] ^ 0x5A]) + data[at + 1:-4]
+        try:
+            codec.latents(_with_crc(body))
+        except AedgeError:
+            refused += 1
+    # rANS checks every lane's final state: a flipped byte almost never goes unseen.
+    assert refused >= 18
+
+
 def test_file_from_another_model_is_refused(codec, robin, other_model):
     data = codec.compress(robin)
     with pytest.raises(AedgeError, match="made by model"):

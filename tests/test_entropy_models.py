@@ -39,14 +39,25 @@ def test_gaussian_round_trip_with_a_table_per_symbol(gaussian):
     np.testing.assert_array_equal(gaussian.decompress(coded, index), q)
 
 
-def test_index_zero_is_not_coded(gaussian):
-    index = np.zeros((8, 8, 4), np.int64)
+def test_indices_below_skip_are_not_coded():
+    model = GaussianConditional(*gaussian_tables(SCALES), skip=4)
+    index = np.full((8, 8, 4), 3, np.int64)
     index[0, 0, 0] = 10
     q = np.zeros_like(index)
     q[0, 0, 0] = 3
-    coded = gaussian.compress(q, index)
+    q[1, 1, 1] = 2  # at a skipped index: not sent, decoded as 0
+    coded = model.compress(q, index)
     assert coded.lanes == 1 and len(coded.stream) == 4  # one symbol: the lane's state
-    np.testing.assert_array_equal(gaussian.decompress(coded, index), q)
+    expected = q.copy()
+    expected[1, 1, 1] = 0
+    np.testing.assert_array_equal(model.decompress(coded, index), expected)
+
+
+def test_values_too_large_to_code_are_refused(gaussian):
+    index = np.full((2, 2, 1), 5, np.int64)
+    q = np.array([[[1], [2]], [[-(1 << 40)], [0]]])
+    with pytest.raises(AedgeError, match="too large"):
+        gaussian.compress(q, index)
 
 
 def test_size_is_within_one_percent_of_the_information(gaussian):

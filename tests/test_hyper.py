@@ -94,3 +94,31 @@ def test_bad_weights_are_refused(change, message):
 
 def test_shift_round_rounds_halves_up():
     assert list(hyper.shift_round(np.array([-3, -2, -1, 0, 1, 2, 3]), 1)) == [-1, -1, 0, 0, 1, 1, 2]
+
+
+def test_sums_near_the_exact_limit_stay_exact():
+    # A 1x1 layer 65536 channels wide at the largest weights, activations and biases the
+    # runtime accepts: sums near 2**47 and biases near 2**49, every shift it allows.
+    cin = 1 << 16
+    shifts = np.array([34, 35, 36, 39, 40])  # outputs within the activation range
+    kernel = np.full((1, 1, cin, len(shifts)), hyper.WEIGHT_LIMIT, np.int64)
+    kernel[0, 0, ::3, 1::2] *= -1
+    bias = np.array([1 << 49, -(1 << 49) + 12345, 7, -3, (1 << 49) - 1])
+    weights = [(kernel, bias, shifts)]
+    layers = [("conv1", 1, len(shifts), None)]
+    a = np.full((1, 1, cin), hyper.ACT_LIMIT, np.int64)
+    a[0, 0, ::5] = -hyper.ACT_LIMIT
+    out = hyper.HyperSynthesis(layers, weights)(a)
+    sums = (kernel[0, 0] * a[0, 0, :, None]).sum(axis=0) + bias
+    expected = [int(s) if k == 0 else (int(s) + (1 << (k - 1))) >> k for s, k in zip(sums, shifts)]
+    expected = np.clip(expected, -hyper.ACT_LIMIT, hyper.ACT_LIMIT)
+    np.testing.assert_array_equal(out[0, 0], expected)
+    assert abs(int(sums[0])) > 1 << 48 and np.abs(out).max() < hyper.ACT_LIMIT
+
+
+def test_a_chain_whose_channels_do_not_follow_is_refused():
+    rng = np.random.default_rng(4)
+    weights = random_weights(rng, LAYERS, 3)
+    other = random_weights(rng, [("up", 3, 4, "relu")], 7)[0]
+    with pytest.raises(AedgeError, match="do not match"):
+        hyper.HyperSynthesis(LAYERS, [weights[0], other, weights[2]])

@@ -134,6 +134,9 @@ def test_keras_h_s_rounds_as_the_integer_runtime_does():
     h_s = IntegerHyperSynthesis()
     rng = np.random.default_rng(0)
     z = np.rint(rng.normal(0, 3, (1, 3, 4, arch.Z_LATENT)))
+    h_s(tf.constant(z, tf.float32))
+    for bias in h_s.biases:  # biases start at zero: move them, so that their scale is checked
+        bias.assign(rng.normal(0, 0.5, bias.shape))
     keras_out = h_s(tf.constant(z, tf.float32)).numpy()[0]
     runtime = hyper.HyperSynthesis(arch.H_S, [hyper.quantize_layer(k.numpy(), b.numpy())
                                               for k, b in zip(h_s.kernels, h_s.biases)])
@@ -291,3 +294,36 @@ def test_two_replicas_report_what_one_does(photos, tmp_path):
             rows[replicas] = next(csv.DictReader(f))
     for key in ("val_bpp", "val_mse", "val_psnr"):
         assert float(rows["2"][key]) == pytest.approx(float(rows["1"][key]), rel=1e-3), key
+
+
+def test_jax_h_s_rounds_as_the_integer_runtime_does():
+    jax = pytest.importorskip("jax")
+    from aedge import hyper
+    from aedge.train import architecture as arch
+    from aedge.train import jax_model
+    rng = np.random.default_rng(1)
+    params = {k: np.asarray(v) for k, v in jax_model.init_params(jax.random.key(2)).items()
+              if k.startswith("h_s.")}
+    for k in params:
+        if k.endswith(".bias"):
+            params[k] = rng.normal(0, 0.5, params[k].shape).astype(np.float32)
+    z = np.rint(rng.normal(0, 3, (1, 3, 4, arch.Z_LATENT))).astype(np.float32)
+    mean, log2_scale = jax_model.h_s(params, z)
+    jax_out = np.concatenate([np.asarray(mean), np.asarray(log2_scale)], axis=-1)[0]
+    runtime = hyper.HyperSynthesis(arch.H_S, [
+        hyper.quantize_layer(params[f"h_s.{i}.kernel"], params[f"h_s.{i}.bias"])
+        for i in range(len(arch.H_S))])
+    out = runtime((z[0] * 2 ** arch.ACT_FRAC_BITS).astype(np.int64)) / 2 ** arch.ACT_FRAC_BITS
+    assert np.abs(out - jax_out).max() <= 2 ** -arch.ACT_FRAC_BITS + 1e-6
+    assert np.mean(out == jax_out) > 0.9
+
+
+def test_the_runtime_uses_the_architecture_constants():
+    from aedge import codec, hyper
+    from aedge.optimize import export
+    from aedge.train import architecture as arch
+    assert (hyper.ACT_FRAC_BITS, hyper.ACT_LIMIT, hyper.WEIGHT_LIMIT, hyper.GAIN_FRAC_BITS,
+            hyper.MAX_SHIFT) == (arch.ACT_FRAC_BITS, arch.ACT_LIMIT, arch.WEIGHT_LIMIT,
+                                 arch.GAIN_FRAC_BITS, arch.MAX_WEIGHT_SHIFT)
+    assert codec.STRIDE == arch.STRIDE and codec.HYPER_STRIDE == arch.STRIDE * 4
+    assert export.DEFAULT_QUALITY == 75

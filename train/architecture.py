@@ -55,7 +55,8 @@ GAIN_FRAC_BITS = 16
 
 # The Gaussian conditional's scale tables: scale k is 2**(LOG2_SCALE_MIN + k / SCALES_PER_OCTAVE).
 # Symbols whose scale index is below SKIP are not coded at all: their value is the mean (q = 0).
-# Below scale 0.167 a value is non-zero less than once in 300; at low rates most of y lies there.
+# Below scale 0.158 (index 3.5) a value is non-zero less than once in 300; at low rates most of
+# y lies there. Training skips them too.
 N_SCALES = 64
 SKIP = 4
 SCALES_PER_OCTAVE = 6

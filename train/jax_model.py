@@ -128,7 +128,7 @@ def integer_rounding(kernel, bias, x):
     unit = 2.0 ** arch.ACT_FRAC_BITS
     limit = arch.ACT_LIMIT / unit
     x = jnp.clip(x, -limit, limit)
-    x = _ste(x, jnp.round(x * unit) / unit)
+    x = _ste(x, jnp.floor(x * unit + 0.5) / unit)  # halves up, as the runtime's shifts round
     if kernel is None:
         return None, None, x
     w_scale = 2.0 ** weight_shifts(kernel)
@@ -201,14 +201,18 @@ def forward(p, x, anchor, noise_key=None):
     mean, log2_scale = h_s(p, z_hat * hgain_inv)
     mean = mean * gain
     scale = jnp.clip(2.0 ** log2_scale * gain, arch.SCALE_MIN, arch.SCALE_MAX)
+    # Values at the smallest scales are not coded (runtime: index below SKIP): they cost no
+    # bits and the decoder takes them as 0.
+    coded = lax.stop_gradient(scale >= arch.scale_of(arch.SKIP - 0.5))
     y = y * gain
     v = y - mean
     v_rate = v + jax.random.uniform(ky, v.shape, jnp.float32, -0.5, 0.5) if noise_key is not None \
         else jnp.round(v)
-    y_hat = (_ste(v, jnp.round(v)) + mean) * gain_inv
+    y_hat = (jnp.where(coded, _ste(v, jnp.round(v)), 0.0) + mean) * gain_inv
     x_hat = chain(p, "g_s", y_hat)
+    y_bits = jnp.where(coded, -jnp.log2(gaussian_likelihood(v_rate, scale)), 0.0)
     bits = (jnp.sum(-jnp.log2(z_likelihood(p, z_rate)), axis=(1, 2, 3))
-            + jnp.sum(-jnp.log2(gaussian_likelihood(v_rate, scale)), axis=(1, 2, 3)))
+            + jnp.sum(y_bits, axis=(1, 2, 3)))
     return x_hat, bits
 
 

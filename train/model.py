@@ -102,7 +102,7 @@ class IntegerHyperSynthesis(keras.layers.Layer):
     def _round_input(x):
         unit = 2.0 ** arch.ACT_FRAC_BITS
         x = tf.clip_by_value(x, -arch.ACT_LIMIT / unit, arch.ACT_LIMIT / unit)
-        return _ste(x, tf.round(x * unit) / unit)
+        return _ste(x, tf.floor(x * unit + 0.5) / unit)  # halves up, as the runtime rounds
 
     @staticmethod
     def rounded(kernel, bias):
@@ -208,7 +208,8 @@ class Codec(keras.Model):
         self.g_a = transform("g_a", arch.G_A)
         self.g_s = transform("g_s", arch.G_S)
         self.h_a = transform("h_a", arch.H_A)
-        self.h_s = IntegerHyperSynthesis(name="h_s")
+        # Integer rounding needs float32 even under mixed precision: 2**17 overflows float16.
+        self.h_s = IntegerHyperSynthesis(name="h_s", dtype="float32")
         self.z_density = EntropyBottleneck(name="z_density")
         k = len(self.lambdas)
         log2_gain = 0.5 * np.log2(np.array(self.lambdas) / (
@@ -226,7 +227,7 @@ class Codec(keras.Model):
         self.loss_tracker["psnr"] = PSNR(name="psnr")
 
     def _gains(self, anchor):
-        pick = lambda g: (2.0 ** tf.gather(g, anchor))[:, None, None, :]
+        pick = lambda g: (2.0 ** tf.cast(tf.gather(g, anchor), tf.float32))[:, None, None, :]
         return (pick(self.gain_y), pick(self.gain_y_inverse), pick(self.gain_z),
                 pick(self.gain_z_inverse))
 
@@ -241,12 +242,15 @@ class Codec(keras.Model):
         mean = out[..., :arch.M_LATENT] * gain
         scale = tf.clip_by_value(2.0 ** out[..., arch.M_LATENT:] * gain, arch.SCALE_MIN,
                                  arch.SCALE_MAX)
+        # Values at the smallest scales are not coded (runtime: index below SKIP): they cost
+        # no bits and the decoder takes them as 0.
+        coded = tf.stop_gradient(tf.cast(scale >= arch.scale_of(arch.SKIP - 0.5), tf.float32))
         v = y * gain - mean
         v_rate = noise(v) if training else tf.round(v)
-        x_hat = tf.cast(self.g_s((_ste(v, tf.round(v)) + mean) * gain_inv), tf.float32)
+        x_hat = tf.cast(self.g_s((coded * _ste(v, tf.round(v)) + mean) * gain_inv), tf.float32)
+        y_bits = coded * -tf.math.log(gaussian_likelihood(v_rate, scale))
         bits = (tf.reduce_sum(-tf.math.log(self.z_density(z_rate)), axis=(1, 2, 3))
-                + tf.reduce_sum(-tf.math.log(gaussian_likelihood(v_rate, scale)),
-                                axis=(1, 2, 3))) / np.log(2)
+                + tf.reduce_sum(y_bits, axis=(1, 2, 3))) / np.log(2)
         return x_hat, bits
 
     def rd_terms(self, x, training, anchor=None):
