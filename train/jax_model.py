@@ -186,7 +186,7 @@ def gains(p, anchor):
     return pick("gain.y"), pick("gain.y_inverse"), pick("gain.z"), pick("gain.z_inverse")
 
 
-def forward(p, x, anchor, noise_key=None):
+def forward(p, x, anchor, noise_key=None, z_weight=1.0):
     """(x_hat, bits per sample): uniform noise in place of rounding for the rates when a key is
     given (training), rounding otherwise; the decoder always sees rounded latents."""
     gain, gain_inv, hgain, hgain_inv = gains(p, anchor)
@@ -211,14 +211,16 @@ def forward(p, x, anchor, noise_key=None):
     y_hat = (jnp.where(coded, _ste(v, jnp.round(v)), 0.0) + mean) * gain_inv
     x_hat = chain(p, "g_s", y_hat)
     y_bits = jnp.where(coded, -jnp.log2(gaussian_likelihood(v_rate, scale)), 0.0)
-    bits = (jnp.sum(-jnp.log2(z_likelihood(p, z_rate)), axis=(1, 2, 3))
+    # z_weight < 1 makes z's bits cheaper while h_s learns to read it: at full price a fresh
+    # z shrinks to nothing before h_s has learned what to do with it.
+    bits = (z_weight * jnp.sum(-jnp.log2(z_likelihood(p, z_rate)), axis=(1, 2, 3))
             + jnp.sum(y_bits, axis=(1, 2, 3)))
     return x_hat, bits
 
 
-def rd_terms(p, x, anchor, lambdas, noise_key):
+def rd_terms(p, x, anchor, lambdas, noise_key, z_weight=1.0):
     """(loss, (bpp, mse) per sample): each sample at its own anchor's lambda."""
-    x_hat, bits = forward(p, x, anchor, noise_key)
+    x_hat, bits = forward(p, x, anchor, noise_key, z_weight)
     bpp = bits / (x.shape[1] * x.shape[2])
     mse = jnp.mean(jnp.square(x - x_hat), axis=(1, 2, 3)) * 255.0 ** 2
     loss = jnp.mean(bpp + jnp.asarray(lambdas)[anchor] * mse)

@@ -110,14 +110,14 @@ def _clip_each(grads):
     return jax.tree.map(clip, grads)
 
 
-def make_step(lambdas, frozen=frozenset()):
+def make_step(lambdas, frozen=frozenset(), z_weight=1.0):
     """One Adam step on every parameter but the frozen ones (no gradient is computed for those:
     with g_a frozen, nothing flows back through it at all)."""
 
     def step(p, state, x, anchor, key, lr, count):
         train = {k: v for k, v in p.items() if k not in frozen}
         fixed = {k: v for k, v in p.items() if k in frozen}
-        loss = lambda t: model.rd_terms({**t, **fixed}, x, anchor, lambdas, key)
+        loss = lambda t: model.rd_terms({**t, **fixed}, x, anchor, lambdas, key, z_weight)
         (_, (bpp, mse)), grads = jax.value_and_grad(loss, has_aux=True)(train)
         m, v = state
         updates, (m_t, v_t) = _adam(_clip_each(grads), ({k: m[k] for k in train},
@@ -178,11 +178,15 @@ def load_params(path, params):
 @click.option("--freeze", multiple=True, type=click.Choice(["g_a", "g_s", "h_a", "h_s"]),
               help="Keep this transform as it is (repeatable): training the new parts first "
                    "around frozen warm transforms takes half the time per step.")
+@click.option("--reinit", multiple=True, type=click.Choice(["h_a", "h_s", "z_density", "gain.z"]),
+              help="Start this part afresh (repeatable), e.g. to revive a z that collapsed.")
+@click.option("--z-rate-weight", type=float, default=1.0, show_default=True,
+              help="Price of z's bits in the loss: below 1 while h_s learns to read a fresh z.")
 @click.option("--save-minutes", type=float, default=5, show_default=True)
 @click.option("--eval-minutes", type=float, default=15, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr, lr_new,
-         warm_lambda, freeze, save_minutes, eval_minutes, seed):
+         warm_lambda, freeze, reinit, z_rate_weight, save_minutes, eval_minutes, seed):
     """Train (or go on training) the variable-rate hyperprior codec."""
     started = time.time()
     out = Path(out_dir)
@@ -215,8 +219,16 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
                f"{jax.devices()[0]}; {time.time() - started:.0f} s")
     rng = np.random.default_rng([seed, meta["steps"]])
     key = jax.random.key(seed + meta["steps"])
+    if reinit:
+        fresh = model.init_params(jax.random.key(seed + meta["steps"] + 1), lambdas, warm_lambda)
+        again = [k for k in names if k.startswith(tuple(f"{r}." for r in reinit))
+                 or k.startswith(tuple(f"gain.{r.split('.')[1]}" for r in reinit if "." in r))]
+        for k in again:
+            params[k] = fresh[k]
+            state[0][k], state[1][k] = jnp.zeros_like(fresh[k]), jnp.zeros_like(fresh[k])
+        click.echo(f"started afresh: {', '.join(reinit)} ({len(again)} arrays)")
     frozen = frozenset(k for k in names if k.split(".")[0] in freeze)
-    step, evaluate = make_step(lambdas, frozen), make_eval()
+    step, evaluate = make_step(lambdas, frozen, z_rate_weight), make_eval()
     if val is not None and "val_jpeg" not in meta:
         meta["val_jpeg"] = jpeg_points(val)
     history = out / "history.jsonl"
@@ -250,7 +262,8 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
         os.replace(tmp, meta_file)
 
     call = {"started_step": meta["steps"], "batch": batch, "crop": crop, "lr": lr,
-            "lr_new": lr_new, "frozen": sorted(freeze), "pack": str(pack),
+            "lr_new": lr_new, "frozen": sorted(freeze), "reinit": sorted(reinit),
+            "z_rate_weight": z_rate_weight, "pack": str(pack),
             "device": jax.devices()[0].device_kind}
     meta["calls"].append(call)
     deadline = started + minutes * 60 - 15
