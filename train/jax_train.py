@@ -253,6 +253,7 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
             f"{b:.3f}/{q:.2f}" for b, q in zip(bpp, psnr)))
 
     def save():
+        call.update(ended_step=meta["steps"], seconds=round(time.time() - started))
         save_npz(out / "weights.npz", params)
         save_npz(state_file, {**{f"p:{k}": v for k, v in params.items()},
                               **{f"m:{k}": v for k, v in state[0].items()},
@@ -296,7 +297,6 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
         if val is not None and time.time() - last_eval > eval_minutes * 60:
             run_eval()
             last_eval = time.time()
-    call.update(ended_step=meta["steps"], seconds=round(time.time() - started))
     if val is not None:
         run_eval()
     save()
