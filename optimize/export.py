@@ -17,7 +17,7 @@ from aedge.train import architecture as arch
 
 CALIBRATION_CROPS = 48
 CALIBRATION_SIZE = 256
-DEFAULT_QUALITY = 75
+DEFAULT_QUALITY = 75  # without held-out photos to place it
 
 
 def load_codec(weights):
@@ -153,24 +153,24 @@ def _psnr_at(codec, crops, position):
     return float(np.mean(psnr))
 
 
-def quality_positions(codec, data_dir, default=DEFAULT_QUALITY):
-    """Quality 1..100 -> a position on the anchors (0 .. anchors - 1). The default quality sits
-    where the model's PSNR equals JPEG's at its default quality (75), on held-out training
-    crops; qualities below and above it spread evenly over the anchors on either side."""
+def quality_positions(codec, data_dir):
+    """Quality 1..100 -> a position on the anchors (0 .. anchors - 1), evenly spread, so that
+    every five steps move the rate alike; and the default quality: the one whose PSNR equals
+    JPEG's at its default (75), on held-out training crops (never the benchmark's)."""
     anchors = len(codec.lambdas)
+    positions = np.linspace(0, anchors - 1, 100)
     crops = held_out_crops(data_dir)
     if not crops:
-        return np.linspace(0, anchors - 1, 100), None
+        return positions, DEFAULT_QUALITY, None
     target = _jpeg_psnr(crops, 75)
     grid = np.arange(0, anchors - 1 + 1e-9, 0.5)
     psnr = np.maximum.accumulate([_psnr_at(codec, crops, t) for t in grid])
-    middle = float(np.interp(target, psnr, grid)) if psnr[-1] > target else anchors - 1.0
-    middle = float(np.clip(middle, 0.5, anchors - 1.5))
-    below = np.linspace(0, middle, default)
-    above = np.linspace(middle, anchors - 1, 100 - default + 1)[1:]
+    middle = float(np.interp(target, psnr, grid))
+    default = int(np.clip(np.rint(1 + 99 * middle / (anchors - 1)), 1, 100))
     calibration = {"held_out_crops": len(crops), "jpeg_q75_psnr": round(target, 3),
+                   "model_psnr_at_anchors": [round(float(p), 3) for p in psnr],
                    "default_position": round(middle, 4)}
-    return np.concatenate([below, above]), calibration
+    return positions, default, calibration
 
 
 def gain_tables(codec, t):
@@ -216,7 +216,7 @@ def integer_arrays(codec, positions):
 def export(weights, data_dir, name="aedge-hyperprior"):
     """Returns (manifest, networks, arrays) ready for modelfile.write."""
     codec = load_codec(weights)
-    positions, quality_calibration = quality_positions(codec, data_dir)
+    positions, default_quality, quality_calibration = quality_positions(codec, data_dir)
     images = calibration_images(data_dir)
     anchors = np.arange(len(images)) % len(codec.lambdas)
     latents = [codec.g_a(x).numpy() for x in images]
@@ -243,7 +243,7 @@ def export(weights, data_dir, name="aedge-hyperprior"):
         "scales": {"count": arch.N_SCALES, "per_octave": arch.SCALES_PER_OCTAVE,
                    "skip": arch.SKIP,
                    "log2_min": int(round(arch.LOG2_SCALE_MIN * 2 ** arch.ACT_FRAC_BITS))},
-        "default_quality": DEFAULT_QUALITY,
+        "default_quality": default_quality,
         "lambdas": list(codec.lambdas),
         "quality_anchor_positions": [round(float(t), 4) for t in positions],
         "quality_calibration": quality_calibration,
