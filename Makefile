@@ -37,8 +37,8 @@ test: setup-runtime setup  ## runtime tests without TensorFlow, then the trainin
 	AEDGE_LEAN_ENV=1 $(LEAN)/bin/python -m pytest -m "not train"
 	$(VENV)/bin/python -m pytest -m train
 
-# The shipped model's recipe: JAX, warm-started from models/hyper (the shipped weights; start
-# from models/bases/base-0.036.npz for the transforms alone). Run it again to go on training:
+# The shipped model's recipe: JAX, warm-started from models/hyper (the shipped weights).
+# Run it again to go on training:
 # it resumes where it stopped, for another $(MINUTES) minutes.
 train: setup $(RUNS)/pack/pack.json  ## train (or go on training) the model under $(RUNS)/hyper
 	$(VENV)/bin/python -m aedge.train.jax_train $(RUNS)/pack -o $(RUNS)/hyper --val $(DATA) \
