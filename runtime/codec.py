@@ -101,8 +101,7 @@ class Codec:
         header, coded = self._parse(data)
         gains = self._gains(header.quality)
         clock = _Clock()
-        y_shape = (-(-header.height // STRIDE), -(-header.width // STRIDE))
-        z_shape = (-(-header.height // HYPER_STRIDE), -(-header.width // HYPER_STRIDE))
+        y_shape, z_shape = _latent_shapes(header)
         z_q = self.z_model.decompress(coded["z"], z_shape)
         clock("entropy")
         mean, index = self._hyper(z_q, header.quality, y_shape)
@@ -121,8 +120,7 @@ class Codec:
     def latents(self, data):
         """(z_q, scale indexes, q): the integers a file decodes to, without the networks."""
         header, coded = self._parse(data)
-        y_shape = (-(-header.height // STRIDE), -(-header.width // STRIDE))
-        z_shape = (-(-header.height // HYPER_STRIDE), -(-header.width // HYPER_STRIDE))
+        y_shape, z_shape = _latent_shapes(header)
         z_q = self.z_model.decompress(coded["z"], z_shape)
         _, index = self._hyper(z_q, header.quality, y_shape)
         return z_q, index, self.y_model.decompress(coded["y"], index)
@@ -159,6 +157,12 @@ class Codec:
         h, w = image.shape[:2]
         x = np.pad(image, ((0, -h % STRIDE), (0, -w % STRIDE), (0, 0)), mode="edge")
         return (x.astype(np.float32) / 255.0)[None]
+
+
+def _latent_shapes(header):
+    """(rows, columns) of y and of z for an image of the header's size."""
+    return ((-(-header.height // STRIDE), -(-header.width // STRIDE)),
+            (-(-header.height // HYPER_STRIDE), -(-header.width // HYPER_STRIDE)))
 
 
 class _Clock:

@@ -36,15 +36,16 @@ except ImportError:  # run as a script beside the others, without aedge installe
     from files import find_images, split
 
 CLIPNORM, ADAM_EPSILON = 1.0, 1e-7  # tf_keras Adam(clipnorm=1.0) clips each variable alone
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 # Parameters that a warm start brings trained get --lr; the rest (new parts) --lr-new.
 WARM_PREFIXES = ("g_a.", "g_s.")
 
 
 def load_images(folder, crop, files=None):
-    files = files or sorted(p for p in Path(folder).rglob("*")
-                            if p.suffix.lower() in IMAGE_SUFFIXES)
     images = []
+    try:
+        files = files or find_images(folder)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e))
     for f in files:
         with Image.open(f) as im:
             image = np.asarray(im.convert("RGB"))
