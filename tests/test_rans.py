@@ -1,4 +1,6 @@
 import hashlib
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -6,6 +8,47 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aedge import rans
+
+
+COMPILED = rans._COMPILED
+
+
+@pytest.fixture(autouse=True, scope="module", params=["numpy", "compiled"])
+def loops(request):
+    """Every test of this file runs on both rANS loops: numpy's and the compiled ones."""
+    if request.param == "compiled" and COMPILED is None:
+        pytest.skip("the compiled rANS loops are not built here")
+    rans._COMPILED = COMPILED if request.param == "compiled" else None
+    yield request.param
+    rans._COMPILED = COMPILED
+
+
+def test_compiled_loops_are_built_where_a_compiler_is():
+    # CI installs with a C compiler: there, a build that silently fell back to numpy fails.
+    if os.environ.get("AEDGE_PURE_NUMPY") or not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler, or numpy asked for")
+    assert COMPILED is not None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_both_loops_write_and_read_the_same_bytes(seed, loops):
+    if COMPILED is None:
+        pytest.skip("the compiled rANS loops are not built here")
+    rng = np.random.default_rng(seed)
+    lanes = int(rng.integers(1, 300))
+    tables, table_index, symbols = sample(seed, 64, int(rng.integers(0, 60000)))
+    streams = {}
+    try:
+        for name, lib in (("numpy", None), ("compiled", COMPILED)):
+            rans._COMPILED = lib
+            streams[name] = rans.encode(symbols, table_index, tables, lanes)
+        assert streams["numpy"] == streams["compiled"]
+        for lib in (None, COMPILED):
+            rans._COMPILED = lib
+            np.testing.assert_array_equal(
+                rans.decode(streams["numpy"], table_index, tables, lanes), symbols)
+    finally:
+        rans._COMPILED = COMPILED if loops == "compiled" else None
 
 
 def random_tables(rng, count, max_size=40):
