@@ -247,6 +247,48 @@ def test_jax_trainer_trains_resumes_and_logs(photos, tmp_path):
     assert all(len(e["val_bpp"]) == len(meta["lambdas"]) for e in evals)
 
 
+def test_hyperprior_fit_trains_only_the_hyperprior_and_resumes(photos, tmp_path):
+    pytest.importorskip("jax")
+    from aedge.train import jax_hyper, jax_model, jax_train
+    from aedge.train.files import split
+    import jax
+    start = tmp_path / "start.npz"
+    jax_train.save_npz(start, jax_model.init_params(jax.random.key(3)))
+    (tmp_path / "train.json").write_text(json.dumps({"gigapixels": 1.5}))
+    out, originals = tmp_path / "fit", tmp_path / "originals"
+    originals.mkdir()
+    held_out = next(f"v{i}.png" for i in range(1000) if split([f"v{i}.png"], 0.03)[1])
+    Image.fromarray(synthetic(300, 300)).save(originals / held_out)
+    args = [str(photos), "-o", str(out), "--init-from", str(start), "--val", str(originals),
+            "--batch", "2", "--reinit", "h_s"]
+    result = CliRunner().invoke(jax_hyper.main, args + ["--max-steps", "3"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(jax_hyper.main, args + ["--max-steps", "5"])
+    assert result.exit_code == 0, result.output
+    assert "resuming" in result.output
+    meta = json.loads((out / "train.json").read_text())
+    assert meta["steps"] == 5 and meta["crops"] == 10 and meta["gigapixels"] == 1.5
+    before, after = np.load(start), np.load(out / "weights.npz")
+    for name in before.files:
+        changed = not np.array_equal(before[name], after[name])
+        assert changed == name.startswith(jax_hyper.TRAINED), name
+    bits = [json.loads(line)["val_bpp"] for line in (out / "history.jsonl").read_text()
+            .splitlines()]
+    assert len(bits) == 3 and all(len(b) == len(meta["reference_bits"]) for b in bits)
+
+
+def test_hyperprior_fit_needs_held_out_images(photos, tmp_path):
+    pytest.importorskip("jax")
+    from aedge.train import jax_hyper, jax_model, jax_train
+    import jax
+    start = tmp_path / "start.npz"
+    jax_train.save_npz(start, jax_model.init_params(jax.random.key(3)))
+    result = CliRunner().invoke(jax_hyper.main, [
+        str(photos), "-o", str(tmp_path / "fit"), "--init-from", str(start), "--val",
+        str(photos)])
+    assert result.exit_code == 1 and "held out" in result.output
+
+
 TWO_REPLICAS = """
 import sys
 import tensorflow as tf

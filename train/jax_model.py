@@ -186,11 +186,11 @@ def gains(p, anchor):
     return pick("gain.y"), pick("gain.y_inverse"), pick("gain.z"), pick("gain.z_inverse")
 
 
-def forward(p, x, anchor, noise_key=None, z_weight=1.0):
-    """(x_hat, bits per sample): uniform noise in place of rounding for the rates when a key is
-    given (training), rounding otherwise; the decoder always sees rounded latents."""
+def code_latents(p, y, anchor, noise_key=None, z_weight=1.0):
+    """(y_hat, bits per sample) for g_a's output y (before its gain): uniform noise in place of
+    rounding for the rates when a key is given (training), rounding otherwise; y_hat, what g_s
+    gets, is always rounded."""
     gain, gain_inv, hgain, hgain_inv = gains(p, anchor)
-    y = chain(p, "g_a", x)
     z = chain(p, "h_a", y) * hgain
     if noise_key is not None:
         kz, ky = jax.random.split(noise_key)
@@ -209,13 +209,18 @@ def forward(p, x, anchor, noise_key=None, z_weight=1.0):
     v_rate = v + jax.random.uniform(ky, v.shape, jnp.float32, -0.5, 0.5) if noise_key is not None \
         else jnp.round(v)
     y_hat = (jnp.where(coded, _ste(v, jnp.round(v)), 0.0) + mean) * gain_inv
-    x_hat = chain(p, "g_s", y_hat)
     y_bits = jnp.where(coded, -jnp.log2(gaussian_likelihood(v_rate, scale)), 0.0)
     # z_weight < 1 makes z's bits cheaper while h_s learns to read it: at full price a fresh
     # z shrinks to nothing before h_s has learned what to do with it.
     bits = (z_weight * jnp.sum(-jnp.log2(z_likelihood(p, z_rate)), axis=(1, 2, 3))
             + jnp.sum(y_bits, axis=(1, 2, 3)))
-    return x_hat, bits
+    return y_hat, bits
+
+
+def forward(p, x, anchor, noise_key=None, z_weight=1.0):
+    """(x_hat, bits per sample), as code_latents."""
+    y_hat, bits = code_latents(p, chain(p, "g_a", x), anchor, noise_key, z_weight)
+    return chain(p, "g_s", y_hat), bits
 
 
 def rd_terms(p, x, anchor, lambdas, noise_key, z_weight=1.0):

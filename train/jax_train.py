@@ -138,10 +138,32 @@ def make_eval():
     return evaluate
 
 
+def trained_gigapixels(weights):
+    """What the weights have seen, from the train.json beside them (0 without one): a run that
+    starts from them goes on counting, so that the logs of successive runs form one curve."""
+    meta = Path(weights).with_name("train.json")
+    try:
+        return float(json.loads(meta.read_text()).get("gigapixels", 0.0))
+    except (OSError, ValueError, AttributeError):
+        return 0.0
+
+
 def save_npz(path, arrays):
     tmp = path.with_name(path.stem + ".partial.npz")
     np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
     os.replace(tmp, path)
+
+
+def save_run(out, params, state, meta):
+    """OUT/weights.npz (what export and later runs start from), OUT/state.npz (the weights and
+    the optimiser's moments, to resume) and OUT/train.json, each replaced whole."""
+    save_npz(out / "weights.npz", params)
+    save_npz(out / "state.npz", {**{f"p:{k}": v for k, v in params.items()},
+                                 **{f"m:{k}": v for k, v in state[0].items()},
+                                 **{f"v:{k}": v for k, v in state[1].items()}})
+    tmp = out / "train.partial"
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, out / "train.json")
 
 
 def load_params(path, params):
@@ -207,6 +229,8 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
         state = (jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params))
         meta = {"lambdas": list(lambdas), "init_from": init_from, "warm": sorted(warm),
                 "steps": 0, "gigapixels": 0.0, "calls": []}
+        if init_from:
+            meta["gigapixels"] = trained_gigapixels(init_from)
     names = list(params)
     rates = {k: jnp.float32(lr if k.startswith(WARM_PREFIXES) and k in meta["warm"] else lr_new)
              for k in names}
@@ -255,13 +279,7 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
 
     def save():
         call.update(ended_step=meta["steps"], seconds=round(time.time() - started))
-        save_npz(out / "weights.npz", params)
-        save_npz(state_file, {**{f"p:{k}": v for k, v in params.items()},
-                              **{f"m:{k}": v for k, v in state[0].items()},
-                              **{f"v:{k}": v for k, v in state[1].items()}})
-        tmp = meta_file.with_suffix(".partial")
-        tmp.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp, meta_file)
+        save_run(out, params, state, meta)
 
     call = {"started_step": meta["steps"], "batch": batch, "crop": crop, "lr": lr,
             "lr_new": lr_new, "frozen": sorted(freeze), "reinit": sorted(reinit),
