@@ -280,12 +280,17 @@ def test_hyperprior_fit_trains_only_the_hyperprior_and_resumes(photos, tmp_path)
 def test_hyperprior_fit_needs_held_out_images(photos, tmp_path):
     pytest.importorskip("jax")
     from aedge.train import jax_hyper, jax_model, jax_train
+    from aedge.train.files import split
     import jax
     start = tmp_path / "start.npz"
     jax_train.save_npz(start, jax_model.init_params(jax.random.key(3)))
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    name = next(f"k{i}.png" for i in range(1000) if not split([f"k{i}.png"], 0.03)[1])
+    Image.fromarray(synthetic(300, 300)).save(kept / name)
     result = CliRunner().invoke(jax_hyper.main, [
         str(photos), "-o", str(tmp_path / "fit"), "--init-from", str(start), "--val",
-        str(photos)])
+        str(kept)])
     assert result.exit_code == 1 and "held out" in result.output
 
 
