@@ -7,6 +7,7 @@ DATA ?= ../shared/data/train
 KODAK ?= ../shared/data/kodak
 RUNS ?= runs
 MINUTES ?= 60
+WEIGHTS ?= $(RUNS)/hyper/weights.npz
 DEMO ?= demo-output
 
 .PHONY: demo setup setup-runtime test train train-keras quantize bench bench-variants cards check-arm64 golden clean
@@ -44,6 +45,13 @@ train: setup $(RUNS)/pack/pack.json  ## train (or go on training) the model unde
 	$(VENV)/bin/python -m aedge.train.jax_train $(RUNS)/pack -o $(RUNS)/hyper --val $(DATA) \
 	  --init-from models/hyper/weights.npz --minutes $(MINUTES)
 
+# The hyperprior alone (h_a, h_s, z's density) fitted to the shipped g_a, on cached latents:
+# the phase that taught h_s to read z on a CPU. Its weights.npz exports (make quantize
+# WEIGHTS=...) or starts a jax_train run (--init-from).
+fit-hyper: setup $(RUNS)/pack/pack.json  ## fit the hyperprior to the shipped transforms, under $(RUNS)/hyper-fit
+	$(VENV)/bin/python -m aedge.train.jax_hyper $(RUNS)/pack -o $(RUNS)/hyper-fit --val $(DATA) \
+	  --init-from models/hyper/weights.npz --minutes $(MINUTES)
+
 # JPEG sources downscaled (their block artefacts are not worth learning), validation files left out.
 $(RUNS)/pack/pack.json:
 	$(VENV)/bin/python -m aedge.train.pack $(DATA) -o $(RUNS)/pack --quality 92
@@ -52,9 +60,9 @@ train-keras: setup  ## the same model with the Keras trainer (GPUs through Mirro
 	$(VENV)/bin/python -m aedge.train.train --data $(DATA) --out $(RUNS)/hyper-keras \
 	  --init-from models/hyper/weights.npz
 
-quantize: setup  ## export $(RUNS)/hyper to build/aedge.aem (three TFLite variants, integer h_s, tables)
+quantize: setup  ## export $(WEIGHTS) to build/aedge.aem (three TFLite variants, integer h_s, tables)
 	mkdir -p build
-	$(VENV)/bin/python -m aedge.optimize.export $(RUNS)/hyper/weights.npz --data $(DATA) \
+	$(VENV)/bin/python -m aedge.optimize.export $(WEIGHTS) --data $(DATA) \
 	  -o build/aedge.aem
 	@echo "to ship it: cp build/aedge.aem models/aedge.aem"
 

@@ -26,6 +26,21 @@ def _calls(training):
     return lines
 
 
+def _fit_lines(training):
+    fit = training.get("hyperprior_fit")
+    if not fit:
+        return []
+    lines = [f"Then the hyperprior alone ({', '.join(fit.get('reinit', [])) or 'as it was'} "
+             f"started afresh), on rate, on cached latents of the fixed g_a: {fit.get('steps')} "
+             f"steps, {fit.get('crops')} latent crops of 16x16:"]
+    for call in fit.get("calls", []):
+        lines.append(f"- steps {call.get('started_step')} to {call.get('ended_step')}: "
+                     f"{call.get('batch')} crops per step, Adam from {call.get('lr')} down a "
+                     f"cosine to a tenth, z's bits from {call.get('z_rate_weight')} of their "
+                     "price")
+    return lines + [""]
+
+
 def card(model, report):
     m = model.manifest
     t = m.get("training", {})
@@ -44,7 +59,7 @@ def card(model, report):
              "time; the default), full-integer int8 (post-training quantized), float32", "",
              "## Training",
              f"{t.get('steps')} steps, {t.get('gigapixels', 0):.2f} gigapixels of random crops, "
-             "every crop at a random rate anchor:", *_calls(t), "",
+             "every crop at a random rate anchor:", *_calls(t), "", *_fit_lines(t),
              "The training photos mix research-only sets (BSDS500, ImageNet samples, Sun & Hays) "
              "with commercially usable ones: treat this model as research-only.", ""]
     points = [s for s in report["summary"] if s["codec"] == "aedge"] if report else []
@@ -77,9 +92,11 @@ def training_table(history, lambdas, jpeg=None):
              "|---|---|" + "---|" * (len(show) + 1)]
     seen = set()
     for e in evals:
-        if e["step"] in seen:
+        # A phase that trains without images (the hyperprior fit) labels its row.
+        step = f"{e['step']} {e['label']}" if "label" in e else str(e["step"])
+        if step in seen:
             continue
-        seen.add(e["step"])
+        seen.add(step)
         cells = " | ".join(f"{e['val_bpp'][i]:.3f}, {e['val_psnr'][i]:.2f}" for i in show)
         bd = "n/a"
         if jpeg:
@@ -87,7 +104,7 @@ def training_table(history, lambdas, jpeg=None):
                 bd = f"{bd_rate([p[1] for p in jpeg], [p[2] for p in jpeg], e['val_bpp'], e['val_psnr']):+.1f}%"
             except ValueError:
                 bd = "no overlap"
-        lines.append(f"| {e['step']} | {e['gigapixels']:.2f} | {cells} | {bd} |")
+        lines.append(f"| {step} | {e['gigapixels']:.2f} | {cells} | {bd} |")
     return "\n".join(lines) + "\n"
 
 

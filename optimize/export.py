@@ -257,7 +257,12 @@ def _training_summary(weights):
     if not meta.is_file():
         return {"weights": Path(weights).name}
     meta = json.loads(meta.read_text())
-    return {k: meta[k] for k in ("steps", "gigapixels", "lambdas", "calls") if k in meta}
+    summary = {k: meta[k] for k in ("steps", "gigapixels", "lambdas", "calls") if k in meta}
+    if "hyperprior_fit" in meta:  # train/jax_hyper.py's phase, on latents rather than images
+        fit = meta["hyperprior_fit"]
+        summary["hyperprior_fit"] = {k: fit[k] for k in ("steps", "crops", "reinit", "calls")
+                                     if k in fit}
+    return summary
 
 
 @click.command()
