@@ -165,6 +165,8 @@ def encode(symbols, table_index, tables, lanes):
 def decode(data, table_index, tables, lanes):
     """Inverse of encode: the symbols, given the same table indices and lane count."""
     table_index = np.asarray(table_index, dtype=np.int64).ravel()
+    if not 1 <= lanes <= 0xFFFF:
+        raise CorruptStream("entropy-coded data has an impossible lane count")
     if len(data) % 2:
         raise CorruptStream("entropy-coded data has an odd length")
     words = np.frombuffer(data, dtype="<u2").astype(np.int64)

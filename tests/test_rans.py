@@ -159,6 +159,13 @@ def test_truncated_or_altered_stream_is_an_error():
         rans.decode(bytes(altered), table_index, tables, 8)
 
 
+@pytest.mark.parametrize("lanes", [0, -1, 1 << 16])
+def test_impossible_lane_counts_are_refused_before_decoding(lanes):
+    tables = rans.Tables(KAT_TABLES)
+    with pytest.raises(rans.CorruptStream):
+        rans.decode(bytes.fromhex(KAT_HEX[1]), KAT_INDEX, tables, lanes)
+
+
 def test_rejects_out_of_range_symbols():
     tables = rans.Tables(KAT_TABLES)
     with pytest.raises(ValueError):
