@@ -144,7 +144,7 @@ def encode(symbols, table_index, tables, lanes):
         scratch = np.empty(max(n, 1), np.uint16)
         count = _COMPILED.aedge_rans_encode(_ptr(freq), _ptr(start), n, lanes, _ptr(out),
                                             _ptr(scratch), _ptr(np.empty(lanes, np.uint32)))
-        return out[:count].astype("<u2").tobytes()
+        return out[:count].astype("<u2", copy=False).tobytes()
     limit = freq << 16  # a state at or above its symbol's limit first gives out 16 bits
     x = np.full(lanes, STATE_LOW, dtype=np.int64)
     chunks = []
@@ -169,10 +169,10 @@ def decode(data, table_index, tables, lanes):
         raise CorruptStream("entropy-coded data has an impossible lane count")
     if len(data) % 2:
         raise CorruptStream("entropy-coded data has an odd length")
-    words = np.frombuffer(data, dtype="<u2").astype(np.int64)
+    words = np.frombuffer(data, dtype="<u2")
     if len(words) < 2 * lanes:
         raise CorruptStream("entropy-coded data is truncated")
-    x = words[0:2 * lanes:2] | (words[1:2 * lanes:2] << 16)
+    x = words[0:2 * lanes:2].astype(np.int64) | (words[1:2 * lanes:2].astype(np.int64) << 16)
     if np.any(x < STATE_LOW):
         raise CorruptStream("entropy-coded data is corrupted")
     keys = table_index << PRECISION
@@ -181,15 +181,16 @@ def decode(data, table_index, tables, lanes):
         raise ValueError("table index out of range")
     if _COMPILED is not None:
         flat = np.empty(len(table_index), np.int64)
-        words16 = np.frombuffer(data, dtype="<u2").astype(np.uint16)
+        words = np.ascontiguousarray(words, np.uint16)  # native order for C
         status = _COMPILED.aedge_rans_decode(
-            _ptr(words16), len(words16), _ptr(keys), _ptr(lut), _ptr(freqs), _ptr(plain),
+            _ptr(words), len(words), _ptr(keys), _ptr(lut), _ptr(freqs), _ptr(plain),
             len(table_index), lanes, _ptr(flat), _ptr(np.empty(lanes, np.uint32)))
         if status == -1:
             raise CorruptStream("entropy-coded data is truncated")
         if status != 0:
             raise CorruptStream("entropy-coded data is corrupted")
         return flat - tables._row_offset[table_index]
+    words = words.astype(np.int64)
     pos = 2 * lanes
     # Everything that does not depend on the states is computed once, outside the loop: the
     # loop's cost is numpy's per-call overhead, a dozen calls per step whatever the lanes.

@@ -27,13 +27,13 @@ try:
     from aedge.train import jax_model as model
     from aedge.train.files import find_images, split
     from aedge.train.jax_train import _adam, _clip_each, centre_crops, load_images, load_params, \
-        save_run, trained_gigapixels
+        load_state, reinit_names, save_run, trained_gigapixels
 except ImportError:  # run as a script beside the others, without aedge installed
     import architecture as arch
     import jax_model as model
     from files import find_images, split
-    from jax_train import _adam, _clip_each, centre_crops, load_images, load_params, save_run, \
-        trained_gigapixels
+    from jax_train import _adam, _clip_each, centre_crops, load_images, load_params, load_state, \
+        reinit_names, save_run, trained_gigapixels
 
 TRAINED = ("h_a.", "h_s.", "z_density.", "gain.z")
 LATENT_CROP = 16  # latents of a 256x256 crop
@@ -124,19 +124,14 @@ def main(pack, out_dir, init_from, val_dir, reinit, views, minutes, max_steps, b
     params = model.init_params(jax.random.key(seed))
     state_file, meta_file = out / "state.npz", out / "train.json"
     if state_file.is_file():
-        with np.load(state_file) as saved:
-            params = {k: jnp.asarray(saved[f"p:{k}"]) for k in params}
-            trained = [k for k in params if k.startswith(TRAINED)]
-            state = ({k: jnp.asarray(saved[f"m:{k}"]) for k in trained},
-                     {k: jnp.asarray(saved[f"v:{k}"]) for k in trained})
+        params, state = load_state(state_file, list(params),
+                                   [k for k in params if k.startswith(TRAINED)])
         meta = json.loads(meta_file.read_text())
         click.echo(f"resuming {out} at step {meta['steps']}")
     else:
         fresh = dict(params)
         found = load_params(init_from, params)
-        again = [k for k in params if k.startswith(tuple(f"{r}." for r in reinit))
-                 or ("gain.z" in reinit and k.startswith("gain.z"))]
-        for k in again:
+        for k in reinit_names(params, reinit):
             params[k] = fresh[k]
         trained = [k for k in params if k.startswith(TRAINED)]
         state = ({k: jnp.zeros_like(params[k]) for k in trained},

@@ -166,6 +166,23 @@ def save_run(out, params, state, meta):
     os.replace(tmp, out / "train.json")
 
 
+def load_state(path, names, moments):
+    """(params, (m, v)) from a run's state.npz: the weights `names`, the optimiser's moments
+    of `moments`."""
+    with np.load(path) as saved:
+        params = {k: jnp.asarray(saved[f"p:{k}"]) for k in names}
+        state = ({k: jnp.asarray(saved[f"m:{k}"]) for k in moments},
+                 {k: jnp.asarray(saved[f"v:{k}"]) for k in moments})
+    return params, state
+
+
+def reinit_names(names, parts):
+    """The arrays of the parts (h_a, h_s, z_density, gain.z) that --reinit starts afresh."""
+    prefixes = tuple(f"{p}." for p in parts if p != "gain.z")
+    return [k for k in names if k.startswith(prefixes)
+            or ("gain.z" in parts and k.startswith("gain.z"))]
+
+
 def load_params(path, params):
     """Every array of the file whose name and shape the model has; the names it brought."""
     with np.load(path) as saved:
@@ -218,10 +235,7 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
     params = model.init_params(jax.random.key(seed), lambdas, warm_lambda)
     state_file, meta_file = out / "state.npz", out / "train.json"
     if state_file.is_file():
-        with np.load(state_file) as saved:
-            params = {k: jnp.asarray(saved[f"p:{k}"]) for k in params}
-            state = ({k: jnp.asarray(saved[f"m:{k}"]) for k in params},
-                     {k: jnp.asarray(saved[f"v:{k}"]) for k in params})
+        params, state = load_state(state_file, list(params), list(params))
         meta = json.loads(meta_file.read_text())
         click.echo(f"resuming {out} at step {meta['steps']}")
     else:
@@ -246,8 +260,7 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
     key = jax.random.key(seed + meta["steps"])
     if reinit:
         fresh = model.init_params(jax.random.key(seed + meta["steps"] + 1), lambdas, warm_lambda)
-        again = [k for k in names if k.startswith(tuple(f"{r}." for r in reinit))
-                 or k.startswith(tuple(f"gain.{r.split('.')[1]}" for r in reinit if "." in r))]
+        again = reinit_names(names, reinit)
         for k in again:
             params[k] = fresh[k]
             state[0][k], state[1][k] = jnp.zeros_like(fresh[k]), jnp.zeros_like(fresh[k])
