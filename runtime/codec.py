@@ -1,32 +1,41 @@
 """The codec on the device: TFLite transforms, an integer h_s, and two entropy models.
 
     codec = aedge.load()                           # the shipped model, or aedge.load("my.aem")
-    data = codec.compress(array, quality=75)       # uint8 HxWx3 (or HxW greyscale) -> bytes
-    array = codec.decompress(data)                 # bytes -> uint8 HxWx3 (or HxW)
+    data = codec.compress(array, quality=75)       # uint8 HxWx3 (or HxW, or with alpha) -> bytes
+    array = codec.decompress(data)                 # bytes -> uint8 array of the same layout
 
 compress:   y = g_a(x); z = h_a(y); z_q = round(z * gain_z)          -> z's stream
             mean, scale index = h_s(z_q / gain_z) (integers)
             q = round(y * gain_y - mean)                              -> y's stream
 decompress: z_q, then h_s as above, then q; g_s((q + mean) / gain_y)
+
+Both sweep the image tile by tile (tiles.py), so that memory stays bounded at any size.
 """
+import contextlib
+import io
 import os
 import time
 
 import numpy as np
+from PIL import Image
 
-from aedge import bitstream, hyper, modelfile
+from aedge import bitstream, hyper, modelfile, tiles
+from aedge.bitstream import MAX_PIXELS, STRIDE, TILE
 from aedge.entropy_models import EntropyBottleneck, GaussianConditional
 from aedge.errors import AedgeError
 from aedge.interpreter import Network
 
-# 40 megapixels take about 10 GB to code (the networks' activations dominate): beyond that,
-# and for hostile headers, refuse rather than be killed by the out-of-memory reaper.
-MAX_PIXELS = 40_000_000
-STRIDE, HYPER_STRIDE = 16, 64
+HYPER_STRIDE = 64
+Z_TILE = TILE * STRIDE // HYPER_STRIDE
+# How far each network reaches, in latents of its input (y for g_a's output, h_a's input and
+# g_s's input; z for h_s): g_a's receptive field spans 15 pixels before a latent's 16 and 30
+# after; h_a reaches 4 latents of y before a z and 7 after (8 keeps blocks on z's grid);
+# g_s's pixels depend on y within 2 latents; h_s's output within 3 positions of z.
+G_A_MARGIN, H_A_MARGIN, G_S_MARGIN, H_S_MARGIN = 2, 8, 2, 3
 
 
 class Codec:
-    """One model, loaded once: its networks stay warm for every image of the same size."""
+    """One model, loaded once: its networks are read from the file when first needed."""
 
     def __init__(self, model, variant=None, threads=None):
         self.model = model if isinstance(model, modelfile.ModelFile) else modelfile.read(model)
@@ -38,7 +47,7 @@ class Codec:
         self._networks = {}
         manifest, arrays = self.model.manifest, self.model.arrays
         self.default_quality = manifest["default_quality"]
-        self.m = manifest["latent_channels"]
+        self.m, self.z_channels = manifest["latent_channels"], manifest["hyper_channels"]
         try:
             self.h_s = hyper.HyperSynthesis(manifest["h_s"], [
                 (arrays[f"h_s.{i}.kernel"], arrays[f"h_s.{i}.bias"], arrays[f"h_s.{i}.shift"])
@@ -50,12 +59,12 @@ class Codec:
                                                modelfile.unpack_tables(arrays["y_freqs"]),
                                                skip=int(scales["skip"]))
             self.log2_scale_min, self.per_octave = scales["log2_min"], scales["per_octave"]
-        except (KeyError, ValueError, TypeError) as e:
-            raise AedgeError(f"{self.model.path} is not a valid aedge model file "
-                             f"({type(e).__name__}: {e})") from None
-        if self.h_s.layers[-1][2] != 2 * self.m or self.h_s.in_channels != \
-                manifest["hyper_channels"] or self.h_s.upsampling != HYPER_STRIDE // STRIDE:
-            raise AedgeError(f"{self.model.path}: h_s does not fit the latents")
+        except (KeyError, ValueError, TypeError, AedgeError) as e:
+            raise AedgeError(f"{self.model.path} is not a valid aedge model file ({e})") from None
+        if self.h_s.layers[-1][2] != 2 * self.m or self.h_s.in_channels != self.z_channels \
+                or self.h_s.upsampling != HYPER_STRIDE // STRIDE:
+            raise AedgeError(f"{self.model.path} is not a valid aedge model file (h_s does "
+                             "not fit the latents)")
         self.timings = {}
 
     @property
@@ -64,79 +73,199 @@ class Codec:
 
     def _network(self, part):
         if part not in self._networks:
-            self._networks[part] = Network(self.model.network(part, self.variant), self.threads)
+            network = Network(self.model.network(part, self.variant), self.threads,
+                              f"{self.model.path}: its {part} network")
+            # A decoder in the encoder's place would run, and give nonsense.
+            expected = {"g_a": (3, self.m), "h_a": (self.m, self.z_channels),
+                        "g_s": (self.m, 3)}[part]
+            if network.channels != expected:
+                raise AedgeError(f"{network.name} takes {network.channels[0]} channels and "
+                                 f"gives {network.channels[1]}, not {expected[0]} and "
+                                 f"{expected[1]}")
+            self._networks[part] = network
         return self._networks[part]
 
-    def compress(self, image, quality=None):
+    # --- compress -------------------------------------------------------------------------
+
+    def compress(self, image, quality=None, icc=b"", progress=None):
+        """progress(done, total), if given, is called after each tile."""
         quality = self._quality(quality)
-        image, mode = _as_rgb(image)
-        height, width = image.shape[:2]
+        rgb, mode, alpha = _channels(image)
+        height, width = rgb.shape[:2]
         gains = self._gains(quality)
+        ly, lx = bitstream.latent_shape(height, width)
+        lzy, lzx = bitstream.latent_shape(height, width, HYPER_STRIDE)
+        rows, cols = bitstream.tile_grid(height, width)
         clock = _Clock()
-        y = self._network("g_a")(self._pad(image))
-        z = self._network("h_a")(y)[0]
-        clock("networks")
-        if not (np.isfinite(y).all() and np.isfinite(z).all()):
-            raise AedgeError(f"the encoder networks of {self.model.name} gave non-finite values")
-        z_q = np.rint(z * gains["gain_z"]).astype(np.int64)
-        mean, index = self._hyper(z_q, quality, y.shape[1:3])
-        clock("h_s")
-        q = np.rint(y[0] * gains["gain_y"] - mean).astype(np.int64)
-        coded = {"z": self.z_model.compress(z_q), "y": self.y_model.compress(q, index)}
-        clock("entropy")
+
+        def first_pass(i, j):
+            """A tile's y, and its z_q (h_a reaches into the neighbouring tiles' y)."""
+            r0, r1, c0, c1 = _bounds(i, j, TILE, ly, lx)
+            a0, a1, b0, b1 = _bounds(i, j, Z_TILE, lzy, lzx)
+            g = tiles.grown(4 * a0, 4 * a1, 4 * b0, 4 * b1, H_A_MARGIN, ly, lx)
+            y = self._analysis(rgb, g, ly, lx, clock)
+            with clock("networks"):
+                z = self._network("h_a")(y[None])[0]
+            z = z[a0 - g[0] // 4:a1 - g[0] // 4, b0 - g[2] // 4:b1 - g[2] // 4]
+            if not (np.isfinite(y).all() and np.isfinite(z).all()):
+                raise AedgeError(f"the encoder networks of {self.model.name} gave non-finite "
+                                 "values")
+            z_q = np.rint(z * gains["gain_z"]).astype(np.int64)
+            return y[r0 - g[0]:r1 - g[0], c0 - g[2]:c1 - g[2]].copy(), z_q
+
+        window = tiles.Window(first_pass)
+        coded = []
+        for i in range(rows):
+            for j in range(cols):
+                r0, r1, c0, c1 = _bounds(i, j, TILE, ly, lx)
+                mean, index = self._tile_hyper(lambda p, q: window(p, q)[1], i, j, quality,
+                                               (ly, lx, lzy, lzx), clock)
+                y, z_q = window(i, j)
+                q = np.rint(y * gains["gain_y"] - mean).astype(np.int64)
+                with clock("entropy"):
+                    coded.append({"z": self.z_model.compress(z_q),
+                                  "y": self.y_model.compress(q, index)})
+                window.done(i, j)
+                if progress:
+                    progress(i * cols + j + 1, rows * cols)
         self.timings = clock.spent
         header = bitstream.Header(self.identity, width, height, mode, quality)
-        return bitstream.pack(header, coded)
+        return bitstream.pack(header, coded, _alpha_png(alpha), bytes(icc or b""))
 
-    def _parse(self, data):
-        header, coded = bitstream.parse(bytes(data))
-        if header.model_id != self.identity:
-            raise AedgeError(f"file was made by model {header.model_id.hex()}, not by "
-                             f"{self.identity.hex()} ({self.model.name})")
-        if header.width * header.height > MAX_PIXELS:
-            raise AedgeError(f"image too large ({header.width}x{header.height})")
-        return header, coded
+    def _analysis(self, rgb, region, ly, lx, clock):
+        """y over a region of latents, computed in blocks, each with its margin."""
+        r0, r1, c0, c1 = region
+        out = None
+        for a, b, c, d in tiles.blocks(r0, r1, c0, c1):
+            g = tiles.grown(a, b, c, d, G_A_MARGIN, ly, lx)
+            x = _pixels(rgb, *(STRIDE * v for v in g))
+            with clock("networks"):
+                y = self._network("g_a")(x[None])[0]
+            if out is None:
+                out = np.empty((r1 - r0, c1 - c0, y.shape[-1]), np.float32)
+            out[a - r0:b - r0, c - c0:d - c0] = y[a - g[0]:b - g[0], c - g[2]:d - g[2]]
+        return out
 
-    def decompress(self, data):
-        header, coded = self._parse(data)
-        gains = self._gains(header.quality)
-        clock = _Clock()
-        y_shape, z_shape = _latent_shapes(header)
-        z_q = self.z_model.decompress(coded["z"], z_shape)
-        clock("entropy")
-        mean, index = self._hyper(z_q, header.quality, y_shape)
-        clock("h_s")
-        q = self.y_model.decompress(coded["y"], index)
-        clock("entropy")
-        y_hat = ((q + mean) * gains["gain_y_inverse"]).astype(np.float32)
-        x_hat = self._network("g_s")(y_hat[None])[0, :header.height, :header.width]
-        if not np.isfinite(x_hat).all():
-            raise AedgeError(f"the decoder network of {self.model.name} gave non-finite values")
-        image = np.clip(np.rint(x_hat * 255), 0, 255).astype(np.uint8)
-        clock("networks")
-        self.timings = clock.spent
-        return image[..., 0] if header.mode == "L" else image
+    def _tile_hyper(self, z_tile, i, j, quality, shape, clock):
+        """Mean and scale index of tile (i, j)'s y, from the z_q tiles around it."""
+        ly, lx, lzy, lzx = shape
+        r0, r1, c0, c1 = _bounds(i, j, TILE, ly, lx)
+        g = tiles.grown(*_bounds(i, j, Z_TILE, lzy, lzx), H_S_MARGIN, lzy, lzx)
+        z_q = tiles.gather(z_tile, Z_TILE, *g)
+        with clock("h_s"):
+            mean, index = self._hyper(z_q, quality)
+        top, left = r0 - 4 * g[0], c0 - 4 * g[2]
+        crop = np.s_[top:top + r1 - r0, left:left + c1 - c0]
+        return mean[crop], index[crop]
 
-    def latents(self, data):
-        """(z_q, scale indexes, q): the integers a file decodes to, without the networks."""
-        header, coded = self._parse(data)
-        y_shape, z_shape = _latent_shapes(header)
-        z_q = self.z_model.decompress(coded["z"], z_shape)
-        _, index = self._hyper(z_q, header.quality, y_shape)
-        return z_q, index, self.y_model.decompress(coded["y"], index)
-
-    def _hyper(self, z_q, quality, shape):
+    def _hyper(self, z_q, quality):
         """Integer h_s: (mean of y * gain, as float64, exact; scale index of each value)."""
         arrays, row = self.model.arrays, quality - 1
         shift = hyper.GAIN_FRAC_BITS - hyper.ACT_FRAC_BITS
         a = hyper.shift_round(z_q * arrays["gain_z_inverse"][row], shift)
-        out = self.h_s(np.clip(a, -hyper.ACT_LIMIT, hyper.ACT_LIMIT))[:shape[0], :shape[1]]
+        out = self.h_s(np.clip(a, -hyper.ACT_LIMIT, hyper.ACT_LIMIT))
         mean = out[..., :self.m] * arrays["gain_y"][row]
         log2_scale = out[..., self.m:] + arrays["log2_gain_y"][row]
         index = ((log2_scale - self.log2_scale_min) * self.per_octave
                  + (1 << (hyper.ACT_FRAC_BITS - 1))) >> hyper.ACT_FRAC_BITS
         index = np.clip(index, 0, len(self.y_model.offsets) - 1)
         return mean / float(1 << (hyper.ACT_FRAC_BITS + hyper.GAIN_FRAC_BITS)), index
+
+    # --- decompress -----------------------------------------------------------------------
+
+    def decompress(self, data):
+        header, bands = self.decompress_bands(data)
+        return np.concatenate([band for _, band in bands], axis=0)
+
+    def decompress_bands(self, data, progress=None):
+        """(header, bands): bands yields (first row, uint8 rows) from top to bottom, a tile
+        high each, so that a writer can stream them out without ever holding the image."""
+        file = self._parse(data)
+        header = file.header
+        alpha = _alpha_plane(file.alpha, header)
+        return header, self._bands(file, alpha, progress)
+
+    def _bands(self, file, alpha, progress):
+        header = file.header
+        height, width = header.height, header.width
+        gains = self._gains(header.quality)
+        ly, lx = bitstream.latent_shape(height, width)
+        lzy, lzx = bitstream.latent_shape(height, width, HYPER_STRIDE)
+        rows, cols = bitstream.tile_grid(height, width)
+        clock = _Clock()
+        zwin = tiles.Window(lambda i, j: self._z_tile(file, i, j, clock))
+
+        def y_hat_tile(i, j):
+            index, q, mean = self._y_tile(file, zwin, i, j, clock)
+            return ((q + mean) * gains["gain_y_inverse"]).astype(np.float32)
+
+        ywin = tiles.Window(y_hat_tile)
+        for i in range(rows):
+            top = i * TILE * STRIDE
+            band = np.empty((min(height - top, TILE * STRIDE), width, 3), np.uint8)
+            for j in range(cols):
+                for a, b, c, d in tiles.blocks(*_bounds(i, j, TILE, ly, lx)):
+                    g = tiles.grown(a, b, c, d, G_S_MARGIN, ly, lx)
+                    y_hat = tiles.gather(ywin, TILE, *g)
+                    with clock("networks"):
+                        x = self._network("g_s")(y_hat[None])[0]
+                        x = x[STRIDE * (a - g[0]):STRIDE * (b - g[0]),
+                              STRIDE * (c - g[2]):STRIDE * (d - g[2])]
+                        if not np.isfinite(x).all():
+                            raise AedgeError(f"the decoder network of {self.model.name} gave "
+                                             "non-finite values")
+                        x = np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
+                        r, c_ = STRIDE * a - top, STRIDE * c
+                        band[r:r + x.shape[0], c_:c_ + x.shape[1]] = \
+                            x[:band.shape[0] - r, :width - c_]
+                ywin.done(i, j)
+                zwin.forget_rows_before(i - 1)
+                if progress:
+                    progress(i * cols + j + 1, rows * cols)
+            self.timings = clock.spent
+            yield top, _layout(band, header.mode, alpha, top)
+
+    def _z_tile(self, file, i, j, clock):
+        header = file.header
+        lzy, lzx = bitstream.latent_shape(header.height, header.width, HYPER_STRIDE)
+        cols = bitstream.tile_grid(header.height, header.width)[1]
+        a0, a1, b0, b1 = _bounds(i, j, Z_TILE, lzy, lzx)
+        with clock("entropy"):
+            return self.z_model.decompress(file.tiles[i * cols + j]["z"], (a1 - a0, b1 - b0))
+
+    def _y_tile(self, file, zwin, i, j, clock):
+        """(scale index, q, mean) of tile (i, j)."""
+        header = file.header
+        ly, lx = bitstream.latent_shape(header.height, header.width)
+        lzy, lzx = bitstream.latent_shape(header.height, header.width, HYPER_STRIDE)
+        cols = bitstream.tile_grid(header.height, header.width)[1]
+        mean, index = self._tile_hyper(zwin, i, j, header.quality, (ly, lx, lzy, lzx), clock)
+        with clock("entropy"):
+            q = self.y_model.decompress(file.tiles[i * cols + j]["y"], index)
+        return index, q, mean
+
+    def latents(self, data):
+        """(z_q, scale indexes, q) of the whole image: the integers a file decodes to,
+        without the networks."""
+        file = self._parse(data)
+        header = file.header
+        rows, cols = bitstream.tile_grid(header.height, header.width)
+        clock = _Clock()
+        zwin = tiles.Window(lambda i, j: self._z_tile(file, i, j, clock))
+        parts = [[self._y_tile(file, zwin, i, j, clock)[:2] for j in range(cols)]
+                 for i in range(rows)]
+        z_q = np.concatenate([np.concatenate([zwin(i, j) for j in range(cols)], axis=1)
+                              for i in range(rows)])
+        index, q = (np.concatenate([np.concatenate([p[k] for p in row], axis=1) for row in parts])
+                    for k in (0, 1))
+        return z_q, index, q
+
+    def _parse(self, data):
+        file = bitstream.parse(data)
+        if file.header.model_id != self.identity:
+            raise AedgeError(f"file was made by model {file.header.model_id.hex()}, not by "
+                             f"{self.identity.hex()} ({self.model.name})")
+        return file
 
     def _gains(self, quality):
         arrays, row = self.model.arrays, quality - 1
@@ -152,40 +281,80 @@ class Codec:
                              f"not {quality!r}")
         return int(quality)
 
-    def _pad(self, image):
-        """Pads to a multiple of the stride by repeating edges (cheaper to code than black)."""
-        h, w = image.shape[:2]
-        x = np.pad(image, ((0, -h % STRIDE), (0, -w % STRIDE), (0, 0)), mode="edge")
-        return (x.astype(np.float32) / 255.0)[None]
+
+def _bounds(i, j, size, rows, cols):
+    """Rows and columns of tile (i, j) of a grid of size x size tiles over rows x cols."""
+    return i * size, min((i + 1) * size, rows), j * size, min((j + 1) * size, cols)
 
 
-def _latent_shapes(header):
-    """(rows, columns) of y and of z for an image of the header's size."""
-    return ((-(-header.height // STRIDE), -(-header.width // STRIDE)),
-            (-(-header.height // HYPER_STRIDE), -(-header.width // HYPER_STRIDE)))
+def _pixels(rgb, y0, y1, x0, x1):
+    """A region of the image padded to whole latents by repeating its last row and column
+    (cheaper to code than black), as float32 in [0, 1]."""
+    height, width = rgb.shape[:2]
+    rows = np.minimum(np.arange(y0, y1), height - 1)
+    cols = np.minimum(np.arange(x0, x1), width - 1)
+    return rgb[rows[:, None], cols].astype(np.float32) / np.float32(255)
 
 
 class _Clock:
     """Seconds spent per stage, for the bench's split."""
 
     def __init__(self):
-        self.spent, self._last = {}, time.perf_counter()
+        self.spent = {}
 
+    @contextlib.contextmanager
     def __call__(self, stage):
-        now = time.perf_counter()
-        self.spent[stage] = self.spent.get(stage, 0.0) + now - self._last
-        self._last = now
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent[stage] = self.spent.get(stage, 0.0) + time.perf_counter() - start
 
 
-def _as_rgb(image):
+def _channels(image):
+    """(RGB array, mode, alpha plane or None) of an HxW, HxWx2, HxWx3 or HxWx4 uint8 array."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise AedgeError(f"images must be uint8 arrays, not {image.dtype}")
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
-        raise AedgeError(f"images must be HxW or HxWx3 arrays, not shape {image.shape}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (2, 3, 4)):
+        raise AedgeError(f"images must be HxW, HxWx2, HxWx3 or HxWx4 arrays, not shape "
+                         f"{image.shape}")
     if min(image.shape[:2]) < 1 or image.shape[0] * image.shape[1] > MAX_PIXELS:
         raise AedgeError(f"image size {image.shape[1]}x{image.shape[0]} is out of range "
                          f"(1 to {MAX_PIXELS // 1_000_000} megapixels)")
     if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=2), "L"
-    return image, "RGB"
+        image = image[..., None]
+    alpha = image[..., -1] if image.shape[2] in (2, 4) else None
+    colour = image[..., :3] if image.shape[2] >= 3 else image[..., :1]
+    if colour.shape[2] == 1:
+        return np.broadcast_to(colour, colour.shape[:2] + (3,)), "L", alpha
+    return colour, "RGB", alpha
+
+
+def _alpha_png(alpha):
+    """The alpha plane, losslessly, as a greyscale PNG; nothing when it is fully opaque."""
+    if alpha is None or alpha.min() == 255:
+        return b""
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(alpha), "L").save(out, format="PNG")
+    return out.getvalue()
+
+
+def _alpha_plane(data, header):
+    if not data:
+        return None
+    try:
+        image = Image.open(io.BytesIO(data), formats=["PNG"])
+        if image.size != (header.width, header.height) or image.mode != "L":
+            raise ValueError("wrong size or mode")
+        return np.asarray(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise AedgeError(f"corrupted aedge file (bad alpha section: {e})") from None
+
+
+def _layout(band, mode, alpha, top):
+    """RGB rows -> the layout the image came in: greyscale and alpha put back."""
+    colour = band[..., :1] if mode == "L" else band
+    if alpha is None:
+        return colour[..., 0] if mode == "L" else colour
+    return np.concatenate([colour, alpha[top:top + len(band), :, None]], axis=2)

@@ -20,6 +20,9 @@ from aedge.errors import AedgeError
 BYTES_PER_LANE = 400
 SYMBOLS_PER_LANE = 1500
 MAX_LANES = 256
+# A format rule, so that a file's decoding work is bounded by its size: no lane carries more
+# symbols than this (the numpy loop takes one step per symbol of a lane).
+MAX_SYMBOLS_PER_LANE = 4096
 ESCAPE_LIMIT = 1 << 31
 
 
@@ -41,13 +44,15 @@ class _Coder:
         bits = self.tables.information_bits(symbols, index)
         lanes = int(np.clip(max(bits / 8 / BYTES_PER_LANE, len(symbols) / SYMBOLS_PER_LANE), 1,
                             MAX_LANES))
-        lanes = max(1, min(lanes, len(symbols)))
+        lanes = max(1, min(lanes, len(symbols)), -(-len(symbols) // MAX_SYMBOLS_PER_LANE))
         stream = rans.encode(symbols, index, self.tables, lanes)
         return Coded(lanes, stream, pack_varints(int(v) for v in values[outside]))
 
     def _decode(self, coded, index):
         if coded.lanes > max(len(index), 1):
             raise AedgeError("corrupted aedge file (more rANS lanes than symbols)")
+        if coded.lanes * MAX_SYMBOLS_PER_LANE < len(index):
+            raise AedgeError("corrupted aedge file (too few rANS lanes for its symbols)")
         symbols = rans.decode(coded.stream, index, self.tables, coded.lanes)
         escapes = unpack_varints(coded.escapes, limit=len(index))
         outside = symbols == self.escape[index]

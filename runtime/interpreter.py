@@ -41,15 +41,21 @@ def _quiet_stderr():
 
 
 class Network:
-    def __init__(self, flatbuffer, threads):
+    def __init__(self, flatbuffer, threads, name="the model's network"):
         cls = _interpreter_class()
+        self.name = name
         try:
             with _quiet_stderr():
                 self._interpreter = cls(model_content=flatbuffer, num_threads=threads)
-        except (ValueError, RuntimeError) as e:
-            raise AedgeError(f"the model's network cannot be loaded ({e})") from None
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
+            inputs = self._interpreter.get_input_details()
+            outputs = self._interpreter.get_output_details()
+        except Exception as e:  # LiteRT raises what it likes on a damaged flatbuffer
+            raise AedgeError(f"{name} cannot be loaded ({type(e).__name__}: {e})") from None
+        if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0]["shape"]) != 4 or \
+                len(outputs[0]["shape"]) != 4:
+            raise AedgeError(f"{name} is not a network of one image-shaped input and output")
+        self._input, self._output = inputs[0]["index"], outputs[0]["index"]
+        self.channels = int(inputs[0]["shape"][-1]), int(outputs[0]["shape"][-1])
         self._shape = None
 
     def __call__(self, x):
@@ -65,5 +71,5 @@ class Network:
             self._interpreter.invoke()
             return self._interpreter.get_tensor(self._output)
         except (ValueError, RuntimeError, MemoryError) as e:
-            raise AedgeError(f"the network failed on a {x.shape[2]}x{x.shape[1]} input "
+            raise AedgeError(f"{self.name} failed on a {x.shape[2]}x{x.shape[1]} input "
                              f"({e})") from None

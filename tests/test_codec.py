@@ -81,7 +81,7 @@ def test_latents_do_not_depend_on_blas_threads(tmp_path):
 
 
 @pytest.mark.parametrize("array, message", [
-    (np.zeros((4, 4, 4), np.uint8), "HxWx3"),
+    (np.zeros((4, 4, 5), np.uint8), "HxWx3"),
     (np.zeros((4, 4, 3), np.float32), "uint8"),
     (np.zeros((0, 4, 3), np.uint8), "out of range"),
 ])
@@ -104,8 +104,9 @@ def _with_crc(body):
 
 
 @pytest.mark.parametrize("offset, value", [
-    (23, b"\xff\xff"),  # z lanes far beyond its symbols
-    (33, b"\x00\x00"),  # no y lanes
+    (31, b"\xff\xff"),  # z lanes far beyond its symbols
+    (41, b"\x00\x00"),  # no y lanes
+    (41, b"\x01\x00"),  # too few y lanes for its symbols (bounded work per lane)
     (22, b"\x01"),  # another quality: other tables, a stream that does not decode
     (14, b"\x00\x00\x01\x00"),  # another width
 ])
@@ -121,7 +122,7 @@ def test_damaged_streams_with_a_good_crc_are_refused(codec, robin):
     rng = np.random.default_rng(0)
     refused = 0
     for _ in range(20):
-        at = int(rng.integers(43, len(data) - 4))
+        at = int(rng.integers(51, len(data) - 4))
         body = data[:at] + bytes([data[at] ^ 0x5A]) + data[at + 1:-4]
         try:
             codec.latents(_with_crc(body))
@@ -156,3 +157,61 @@ def test_version_1_model_files_are_refused_clearly(tmp_path):
         z.writestr("manifest.json", json.dumps({"format": "aedge-model", "format_version": 1}))
     with pytest.raises(AedgeError, match="version 1, which aedge 0.1 reads"):
         aedge.load(model=old)
+
+
+def _monolithic(monkeypatch):
+    """The codec without tiles or blocks: one tile, one call per network."""
+    from aedge import bitstream, codec as codec_module, tiles
+    monkeypatch.setattr(bitstream, "TILE", 1 << 12)
+    monkeypatch.setattr(codec_module, "TILE", 1 << 12)
+    monkeypatch.setattr(codec_module, "Z_TILE", 1 << 10)
+    monkeypatch.setattr(tiles, "MAX_CALL", 1 << 30)
+
+
+@pytest.mark.parametrize("variant", ["float32", "int8"])
+def test_tiles_and_blocks_change_nothing(variant, monkeypatch):
+    """Two coding tiles side by side, each in several network blocks, against one tile in
+    one call: the same integers and pixels (int8-dynamic scales its activations per call,
+    so there only the rate-distortion stays, see README)."""
+    from aedge import tiles
+    codec = aedge.load(variant=variant)
+    image = synthetic(150, 1100, seed=3)
+    monkeypatch.setattr(tiles, "MAX_CALL", 64)
+    monkeypatch.setattr(tiles, "BLOCK", 7)
+    tiled = codec.compress(image, 40)
+    assert len(bitstream_tiles(tiled)) == 2
+    z, index, q = codec.latents(tiled)
+    pixels = codec.decompress(tiled)
+    monkeypatch.undo()
+    _monolithic(monkeypatch)
+    whole = codec.compress(image, 40)
+    assert len(bitstream_tiles(whole)) == 1
+    for a, b in zip((z, index, q), codec.latents(whole)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(pixels, codec.decompress(whole))
+
+
+def bitstream_tiles(data):
+    from aedge import bitstream
+    return bitstream.parse(data).tiles
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_alpha_is_kept_losslessly(codec, robin, channels):
+    alpha = np.tile(np.arange(256, dtype=np.uint8), (256, 1))
+    colour = robin if channels == 4 else robin[..., :1]
+    image = np.concatenate([colour, alpha[..., None]], axis=2)
+    out = codec.decompress(codec.compress(image))
+    assert out.shape == image.shape
+    np.testing.assert_array_equal(out[..., -1], alpha)
+    assert metrics.psnr(image[..., :-1].squeeze(), out[..., :-1].squeeze()) > 26
+
+
+def test_opaque_alpha_costs_nothing(codec, robin):
+    opaque = np.concatenate([robin, np.full(robin.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    assert codec.compress(opaque) == codec.compress(robin)
+
+
+def test_colour_profile_travels_in_the_file(codec, robin):
+    from aedge import bitstream
+    assert bitstream.parse(codec.compress(robin, icc=b"profile")).icc == b"profile"
