@@ -87,8 +87,15 @@ def run(folder, qualities=None, codecs=("jpeg", "webp", "avif"), limit=None, var
     if not files:
         raise AedgeError(f"no images in {folder}")
     files = files[:limit] if limit else files
-    pictures = [(p.name, np.asarray(images.load(p.read_bytes(), p.name))) for p in files]
-    pictures = [(n, a if a.ndim == 3 else np.repeat(a[..., None], 3, 2)) for n, a in pictures]
+    # A file that cannot be read or measured is recorded, and the bench goes on without it.
+    skipped, pictures = [], []
+    for p in files:
+        try:
+            pictures.append((p.name, _rgb(images.load(p.read_bytes(), p.name).array)))
+        except (AedgeError, OSError) as e:
+            skipped.append({"image": p.name, "reason": str(e)})
+    if not pictures:
+        raise AedgeError(f"no image of {folder} could be read ({skipped[0]['reason']})")
     ssim = _ssim()
     codec = registry.load(model=model, variant=variant)
     configs = [("aedge", q, lambda a, q=q: codec.compress(a, q), codec.decompress, codec)
@@ -98,17 +105,37 @@ def run(folder, qualities=None, codecs=("jpeg", "webp", "avif"), limit=None, var
     records = []
     steps = [(c, p) for c in configs for p in pictures]
     with click.progressbar(steps, label="benchmarking", file=progress) as bar:
-        warmed = set()
+        warmed, failed = set(), set()
         for (name, q, encode, decode, timed), (image_name, array) in bar:
-            if (name, q, array.shape) not in warmed:
-                decode(encode(array))
+            if (name, q, array.shape) not in warmed and image_name not in failed:
+                try:
+                    decode(encode(array))
+                except (ValueError, AedgeError):
+                    pass  # measured (and recorded) just below
                 warmed.add((name, q, array.shape))
+            if image_name in failed:
+                continue
             try:
                 measured = _measure(encode, decode, array, ssim, timed)
-            except ValueError as e:  # an image the metrics cannot take (MS-SSIM: 176 px)
-                raise AedgeError(f"{image_name}: {e}") from None
+            except (ValueError, AedgeError) as e:  # one the metrics cannot take (MS-SSIM: 176 px)
+                failed.add(image_name)
+                skipped.append({"image": image_name, "reason": f"{name} q{q}: {e}"})
+                continue
             records.append({"codec": name, "q": q, "image": image_name, **measured})
-    return summarise(records, folder, codec.variant, codec.model.name)
+    # An image is compared only where every codec measured it.
+    records = [r for r in records if r["image"] not in failed]
+    if not records:
+        raise AedgeError(f"no image of {folder} could be measured ({skipped[0]['reason']})")
+    return {**summarise(records, folder, codec.variant, codec.model.name), "skipped": skipped}
+
+
+def _rgb(array):
+    """The colour of any picture aedge reads: greyscale repeated, alpha left out."""
+    if array.ndim == 2:
+        return np.repeat(array[..., None], 3, 2)
+    if array.shape[2] == 2:
+        return np.repeat(array[..., :1], 3, 2)
+    return np.ascontiguousarray(array[..., :3])
 
 
 def summarise(records, folder, variant, model=None):
@@ -183,6 +210,9 @@ def markdown(report):
         for name, bd in report["bd_rate_percent"].items():
             ms_ssim = "not published" if bd.get("published") else fmt(bd["ms_ssim_db"])
             lines.append(f"| {name} | {fmt(bd['psnr'])} | {ms_ssim} |")
+    if report.get("skipped"):
+        lines += ["", "Left out:", ""] + [f"- {s['image']}: {s['reason']}"
+                                          for s in report["skipped"]]
     split = [s for s in report["summary"] if "encode_networks_ms" in s]
     if split:
         lines += ["", "Where aedge's time goes (ms per image; networks: g_a + h_a to encode, g_s "

@@ -1,15 +1,21 @@
 """The `aedge` command. Exit codes: 0 success, 1 an input could not be processed, 2 bad usage."""
+import contextlib
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 
 import click
+import numpy as np
 
 from aedge import bench, bitstream, images, modelfile, registry
 from aedge.errors import AedgeError
-from aedge.files import atomic_write
+from aedge.files import atomic_write, atomic_writer
 
 STDIO = "-"
+# The traceback behind any failure, for bug reports: --debug or AEDGE_DEBUG=1.
+_DEBUG = {"on": bool(os.environ.get("AEDGE_DEBUG"))}
 
 
 def _read_input(name):
@@ -21,49 +27,114 @@ def _read_input(name):
         raise AedgeError(f"cannot read {name}: {e.strerror}") from None
 
 
-def _write_output(name, data, force):
+@contextlib.contextmanager
+def _binary_output(name, force):
+    """A binary file object for the output: standard output (never a terminal), or a
+    temporary file renamed over the target when all went well."""
     if name == STDIO:
-        sys.stdout.buffer.write(data)
+        if sys.stdout.isatty():
+            raise AedgeError("refusing to write binary data to a terminal: redirect standard "
+                             "output, or give -o FILE")
+        yield sys.stdout.buffer
         sys.stdout.buffer.flush()
     else:
-        atomic_write(name, data, force)
+        with atomic_writer(name, force) as f:
+            yield f
 
 
 def _outputs(inputs, output, suffix):
-    """Pairs each input with its output: beside the input, in the folder -o names when there
-    are several inputs, or -o itself for one input."""
-    if output is not None and len(inputs) == 1:
-        return [(inputs[0], output)]
-    if STDIO in inputs:
-        raise click.UsageError("standard input goes alone, with -o (- for standard output)")
-    for i in inputs:
-        if Path(i).name in ("", ".", ".."):
-            raise click.UsageError(f"{i} is a folder, not an image")
+    """Pairs each input with its output, as cp would: beside the input; into -o's folder when
+    -o is a folder or ends in / (created then); -o itself for one input."""
+    if STDIO in inputs and len(inputs) > 1:
+        raise click.UsageError("standard input (-) goes alone")
     if output is None:
-        return [(i, str(Path(i).with_suffix(suffix))) for i in inputs]
-    folder = Path(output)
-    if not folder.is_dir():
-        raise click.UsageError("with several inputs, -o must name an existing folder")
-    targets = [str(folder / Path(i).with_suffix(suffix).name) for i in inputs]
-    if len(set(targets)) < len(targets):
-        raise click.UsageError("two inputs would write the same file in the output folder")
-    return list(zip(inputs, targets))
+        if inputs == (STDIO,):
+            return [(STDIO, STDIO)]
+        pairs = [(i, str(Path(i).with_suffix(suffix))) for i in inputs]
+    elif output == STDIO:
+        if len(inputs) > 1:
+            raise click.UsageError("-o - (standard output) takes one input")
+        pairs = [(inputs[0], STDIO)]
+    elif output.endswith(("/", os.sep)) or Path(output).is_dir():
+        if STDIO in inputs:
+            raise click.UsageError("standard input has no name: give -o a file name")
+        folder = Path(output)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise AedgeError(f"cannot make the folder {output}: {e.strerror}") from None
+        pairs = [(i, str(folder / Path(i).with_suffix(suffix).name)) for i in inputs]
+        if len({t for _, t in pairs}) < len(pairs):
+            raise click.UsageError("two inputs would write the same file in the output folder")
+    elif len(inputs) > 1:
+        raise click.UsageError("with several inputs, -o must name a folder (end it with / to "
+                               "have it made)")
+    else:
+        pairs = [(inputs[0], output)]
+    for source, target in pairs:
+        if STDIO not in (source, target) and _same_file(source, target):
+            raise AedgeError(f"{source}: the output would overwrite the input")
+    return pairs
+
+
+def _same_file(a, b):
+    try:
+        return Path(a).resolve() == Path(b).resolve() or os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _run_all(pairs, work, label):
-    """Runs work(input, output) for each pair; a failure is reported and the rest go on."""
+    """Runs work(input, output) for each pair; a failure is reported in one line and the rest
+    go on."""
     failures = 0
     show_bar = len(pairs) > 1 and sys.stderr.isatty()
     with click.progressbar(pairs, label=label, file=sys.stderr if show_bar else _Null()) as bar:
         for source, target in bar:
             try:
-                work(source, target)
-            except AedgeError as e:
+                work(source, target, None if show_bar else _tile_progress(label))
+            except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt,
+                    BrokenPipeError):
+                raise
+            except Exception as e:
                 failures += 1
-                click.echo(f"aedge: {e}" if source in str(e) else f"aedge: {source}: {e}",
-                           err=True)
+                _report(e, source)
     if failures:
         sys.exit(1)
+
+
+def _report(error, source=None):
+    """One line on standard error, whatever went wrong; the traceback too with --debug."""
+    if _DEBUG["on"]:
+        traceback.print_exception(error)
+    if isinstance(error, AedgeError):
+        message = str(error)
+    elif isinstance(error, MemoryError):
+        message = "out of memory"
+    else:
+        message = f"unexpected {type(error).__name__}: {error} (aedge --debug shows where)"
+    message = " ".join(message.split())
+    if source is not None and source not in message:
+        message = f"{source}: {message}"
+    click.echo(f"aedge: {message}", err=True)
+
+
+def _tile_progress(label):
+    """A progress callback for one long image: a bar on a terminal, when it has tiles."""
+    if not sys.stderr.isatty():
+        return None
+    bar = {}
+
+    def update(done, total):
+        if total < 2:
+            return
+        if "bar" not in bar:
+            bar["bar"] = click.progressbar(length=total, label=label, file=sys.stderr)
+            bar["bar"].__enter__()
+        bar["bar"].update(done - bar["bar"].pos)
+        if done == total:
+            bar["bar"].__exit__(None, None, None)
+    return update
 
 
 class _Null:
@@ -96,13 +167,17 @@ def variant_options(command):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="aedge")
-def main():
+@click.option("--debug", is_flag=True, help="Show the traceback behind an error (as does "
+              "AEDGE_DEBUG=1).")
+def main(debug):
     """Learned image compression for small CPU devices.
 
     \b
     aedge compress photo.png            -> photo.aei
+    aedge compress *.png -o out/        -> out/*.aei
     aedge decompress photo.aei          -> photo.png
     """
+    _DEBUG["on"] = _DEBUG["on"] or debug
 
 
 @main.command()
@@ -113,13 +188,22 @@ def main():
                    "of JPEG's default, quality 75.")
 @click.option("--model", type=click.Path(dir_okay=False), help="Use this .aem model file.")
 @variant_options
+@click.option("--frame", type=click.IntRange(0), help="Which frame of an animation or "
+              "multi-picture file to code (default: the first).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
-def compress(inputs, output, quality, model, variant, force):
-    """Compress images (PNG, JPEG, WebP, TIFF; - for stdin) to .aei files."""
-    def work(source, target):
-        array = images.load(_read_input(source), source)
+def compress(inputs, output, quality, model, variant, frame, force):
+    """Compress images (any Pillow reads; - for stdin) to .aei files.
+
+    Alpha and the colour profile are kept. -o names the output file, or a folder (an existing
+    one, or one ending in / that is made) for the .aei files of several inputs."""
+    def work(source, target, progress):
+        picture = images.load(_read_input(source), source, frame)
+        for note in picture.notes:
+            click.echo(f"aedge: note: {source}: {note}", err=True)
         codec = registry.load(model=model, variant=variant)
-        _write_output(target, codec.compress(array, quality), force)
+        data = codec.compress(picture.array, quality, icc=picture.icc, progress=progress)
+        with _binary_output(target, force) as out:
+            out.write(data)
     _guard(lambda: _run_all(_outputs(inputs, output, ".aei"), work, "compressing"))
 
 
@@ -134,11 +218,26 @@ def compress(inputs, output, quality, model, variant, force):
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 def decompress(inputs, output, model, variant, force):
     """Decompress .aei files (- for stdin) to images."""
-    def work(source, target):
+    def work(source, target, progress):
         data = _read_input(source)
-        codec = registry.codec_for(data, model, variant)
         suffix = ".png" if target == STDIO else Path(target).suffix or ".png"
-        _write_output(target, images.encode(codec.decompress(data), suffix), force)
+        images.save_format(suffix)  # an unwritable suffix fails before any decoding
+        codec = registry.codec_for(data, model, variant)
+        file, bands = codec.decompress_bands(data, progress)
+        if suffix.lower() == ".png":
+            # Streamed band by band: a large image is never held whole.
+            header = file.header
+            channels = (1 if header.mode == "L" else 3) + bool(file.alpha)
+            with _binary_output(target, force) as out:
+                writer = images.PngWriter(out, header.width, header.height, channels, file.icc)
+                for _, band in bands:
+                    writer.write(band)
+                writer.close()
+        else:
+            array = np.concatenate([band for _, band in bands])
+            encoded = images.encode(array, suffix, file.icc)
+            with _binary_output(target, force) as out:
+                out.write(encoded)
     _guard(lambda: _run_all(_outputs(inputs, output, ".png"), work, "decompressing"))
 
 
@@ -146,43 +245,50 @@ def decompress(inputs, output, model, variant, force):
 @click.argument("inputs", nargs=-1, required=True)
 def info(inputs):
     """Describe .aei files: size, bits per pixel, the model that made them."""
-    def work(source, _):
+    def work(source, _, __):
         data = _read_input(source)
-        header, _ = bitstream.parse(data)
+        file = bitstream.parse(data)
+        header = file.header
         try:
             model = registry.find_by_identity(header.model_id).name
         except AedgeError:
             model = "not installed"
         bpp = 8 * len(data) / (header.width * header.height)
+        extras = "".join([" + alpha" if file.alpha else "",
+                          ", colour profile" if file.icc else ""])
         click.echo(f"{source}: aedge format {bitstream.VERSION}, {header.width}x{header.height} "
-                   f"{header.mode}, quality {header.quality}, {len(data)} bytes, {bpp:.3f} bpp, "
+                   f"{header.mode}{extras}, quality {header.quality}, {len(data)} bytes, "
+                   f"{bpp:.3f} bpp, {len(file.tiles)} tile{'s' * (len(file.tiles) > 1)}, "
                    f"model {header.model_id.hex()} ({model})")
     _guard(lambda: _run_all([(i, None) for i in inputs], work, "reading"))
 
 
 @main.command()
 def models():
-    """List the models aedge can find."""
-    for path in registry.model_paths():
-        try:
-            m = registry.read_model(path)
-        except AedgeError as e:
-            click.echo(f"aedge: {e}", err=True)
-            continue
+    """List the models aedge can find (a broken one is reported, and hides no other)."""
+    def work(path, _, __):
+        m = registry.read_model(path)
         click.echo(f"{path}: {m.name}, {m.manifest.get('architecture')}, "
                    f"identity {m.identity.hex()}")
+    _guard(lambda: _run_all([(str(p), None) for p in registry.model_paths()], work,
+                            "reading"))
 
 
 def _guard(run):
-    """Keeps tracebacks away from users: every failure they can cause is one line."""
+    """Keeps tracebacks away from users: every failure is one line and exit status 1 (usage
+    errors stay click's, with status 2)."""
     try:
         run()
-    except AedgeError as e:
-        click.echo(f"aedge: {e}", err=True)
-        sys.exit(1)
+    except (click.ClickException, click.exceptions.Exit, click.Abort):
+        raise
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
+        # Whoever read our output has gone: say nothing more to them.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except Exception as e:
+        _report(e)
         sys.exit(1)
 
 

@@ -174,16 +174,16 @@ class Codec:
     # --- decompress -----------------------------------------------------------------------
 
     def decompress(self, data):
-        header, bands = self.decompress_bands(data)
+        _, bands = self.decompress_bands(data)
         return np.concatenate([band for _, band in bands], axis=0)
 
     def decompress_bands(self, data, progress=None):
-        """(header, bands): bands yields (first row, uint8 rows) from top to bottom, a tile
-        high each, so that a writer can stream them out without ever holding the image."""
+        """(file, bands): the parsed bitstream.File (header, colour profile...), and bands,
+        which yields (first row, uint8 rows) from top to bottom, a tile high each, so that a
+        writer can stream them out without ever holding the image."""
         file = self._parse(data)
-        header = file.header
-        alpha = _alpha_plane(file.alpha, header)
-        return header, self._bands(file, alpha, progress)
+        alpha = _alpha_plane(file.alpha, file.header)
+        return file, self._bands(file, alpha, progress)
 
     def _bands(self, file, alpha, progress):
         header = file.header

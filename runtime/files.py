@@ -1,4 +1,5 @@
 """Writes that never leave a partial file, nor clobber one by accident."""
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -6,11 +7,15 @@ from pathlib import Path
 from aedge.errors import AedgeError
 
 
-def atomic_write(path, data, force=False):
-    """Writes data to a temporary file beside path, then renames it over path."""
+@contextlib.contextmanager
+def atomic_writer(path, force=False):
+    """A file object for path, written to a temporary file beside it and renamed over path
+    only when the block ends without an error."""
     path = Path(path)
     if path.exists() and not force:
         raise AedgeError(f"{path} exists (use --force to overwrite)")
+    if path.is_dir():
+        raise AedgeError(f"cannot write {path}: it is a folder")
     if not path.parent.is_dir():
         raise AedgeError(f"cannot write {path}: no such folder {path.parent}")
     try:
@@ -19,7 +24,7 @@ def atomic_write(path, data, force=False):
         raise AedgeError(f"cannot write {path}: {e.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             # Without this a power cut after the rename can leave an empty file in its place.
             os.fsync(f.fileno())
@@ -32,3 +37,8 @@ def atomic_write(path, data, force=False):
         if isinstance(e, OSError):
             raise AedgeError(f"cannot write {path}: {e.strerror}") from None
         raise
+
+
+def atomic_write(path, data, force=False):
+    with atomic_writer(path, force) as f:
+        f.write(data)

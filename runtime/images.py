@@ -1,71 +1,187 @@
-"""Reading photos into the arrays the codec takes, and writing arrays back out."""
+"""Reading photos into the arrays the codec takes, and writing arrays back out.
+
+What Pillow opens, aedge takes: alpha is kept, the first frame of an animation or a camera's
+MPO is coded (another with frame=N), and deep, float or LAB pixels are converted, each with a
+note that says so. Only what Pillow itself cannot read is refused.
+"""
 import io
+import struct
 import warnings
+import zlib
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from aedge.bitstream import MAX_PIXELS
 from aedge.errors import AedgeError
 
 # Formats Pillow names differently from their usual suffix.
 _SAVE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
-_GREY_16 = ("I;16", "I;16B", "I;16L", "I;16N")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
-def load(data, name="image"):
-    """Bytes of any image Pillow reads -> uint8 array, HxW for greyscale, HxWx3 otherwise.
+@dataclass
+class Picture:
+    array: np.ndarray  # uint8: HxW, HxWx2 (grey + alpha), HxWx3 or HxWx4 (RGB + alpha)
+    icc: bytes = b""  # the colour profile, as the file had it
+    notes: list = field(default_factory=list)  # what was changed on the way in, one line each
 
-    EXIF orientation is applied, so the array is the picture as viewers show it.
-    """
+
+def load(data, name="image", frame=None):
+    """Bytes of any image Pillow reads -> Picture. EXIF orientation is applied, so the array is
+    the picture as viewers show it."""
+    notes = []
     try:
         with warnings.catch_warnings():
-            # A decompression bomb is refused; other warnings (odd EXIF, ...) are not the
-            # user's problem and would break the one-line error promise.
+            # Other warnings (odd EXIF, ...) are not the user's problem and would break the
+            # one-line error promise.
             warnings.simplefilter("ignore")
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            image.load()
+            # The size is a claim of the header: checked before a single pixel is decoded.
+            if image.width * image.height > MAX_PIXELS:
+                raise AedgeError(f"{name}: {image.width}x{image.height} is beyond aedge's "
+                                 f"limit of {MAX_PIXELS // 1_000_000} megapixels")
             frames = getattr(image, "n_frames", 1)
+            if frame is not None:
+                if not 0 <= frame < frames:
+                    raise AedgeError(f"{name}: has no frame {frame} (frames 0 to {frames - 1})")
+                image.seek(frame)
+            elif frames > 1:
+                notes.append(f"has {frames} frames; coding the first (--frame N for another)")
+            icc = image.info.get("icc_profile") or b""
+            image.load()
             try:
                 image = ImageOps.exif_transpose(image)
             except Exception:  # broken EXIF: keep the pixels as stored
                 pass
-    except (UnidentifiedImageError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as e:
-        reason = "not an image Pillow can read" if isinstance(e, UnidentifiedImageError) else (
-            "too many pixels (refused as a possible decompression bomb)")
-        raise AedgeError(f"{name}: {reason}") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise AedgeError(f"{name}: unreadable image ({e})") from None
-    if frames > 1:
-        raise AedgeError(f"{name}: has {frames} frames; aedge codes still images only")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+            array = _to_uint8(image, notes)
+    except AedgeError:
+        raise
+    except UnidentifiedImageError:
+        raise AedgeError(f"{name}: not an image Pillow can read") from None
+    except (Image.DecompressionBombError, MemoryError):
+        raise AedgeError(f"{name}: too many pixels to decode") from None
+    except Exception as e:  # Pillow's plugins raise what they like on odd files
+        raise AedgeError(f"{name}: unreadable image ({type(e).__name__}: {e})") from None
+    if image.mode == "LAB":
+        icc = b""  # the pixels are sRGB now
+    return Picture(array, bytes(icc), notes)
+
+
+def _to_uint8(image, notes):
+    mode = image.mode
+    alpha = None
+    if mode in _ALPHA_MODES or "transparency" in image.info:
         alpha = np.asarray(image.convert("RGBA"))[..., 3]
-        if alpha.min() < 255:
-            raise AedgeError(f"{name}: has transparent pixels; aedge codes no alpha channel "
-                             "(flatten the image onto a background first)")
-    if image.mode in _GREY_16:
-        # Pillow's convert("L") clips 16-bit values instead of scaling them.
-        return np.rint(np.asarray(image, dtype=np.float64) / 257).astype(np.uint8)
-    if image.mode in ("I", "F"):
-        raise AedgeError(f"{name}: 32-bit {'float' if image.mode == 'F' else 'integer'} "
-                         "pixels are not supported (convert to 8 or 16 bits)")
-    if image.mode in ("1", "L", "LA", "La"):
-        return np.asarray(image.convert("L"))
-    if image.mode in ("LAB", "HSV"):
-        raise AedgeError(f"{name}: colour mode {image.mode} is not supported (use RGB)")
-    return np.asarray(image.convert("RGB"))
+        if alpha.min() == 255:
+            alpha = None
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        grey = _scaled(np.asarray(image, dtype=np.float64), mode, notes)
+    elif mode in ("1", "L", "LA", "La"):
+        grey = np.asarray(image.convert("L"))
+    elif mode == "LAB":
+        from PIL import ImageCms
+        srgb, lab = ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB")
+        notes.append("LAB pixels converted to sRGB")
+        return np.asarray(ImageCms.applyTransform(
+            image, ImageCms.buildTransform(lab, srgb, "LAB", "RGB")))
+    else:
+        if mode not in ("RGB", "RGBA", "RGBX", "P", "PA", "RGBa"):
+            notes.append(f"{mode} pixels converted to RGB")
+        colour = np.asarray(image.convert("RGB"))
+        return colour if alpha is None else np.dstack([colour, alpha])
+    return grey if alpha is None else np.dstack([grey, alpha])
 
 
-def encode(array, suffix=".png"):
-    """Array -> file bytes in the format the suffix names (PNG when there is none)."""
-    image = Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8))
+def _scaled(values, mode, notes):
+    """16-bit, 32-bit and float greyscale to 8 bits: by their nominal range where the values
+    keep to it (0..65535, 0..1), else stretched from their own minimum to maximum."""
+    low, high = (values.min(), values.max()) if values.size else (0, 0)
+    if mode.startswith("I;16") or (mode == "I" and low >= 0 and high <= 65535 and high > 255):
+        scale, offset = 65535, 0
+    elif mode == "F" and low >= 0 and high <= 1:
+        scale, offset = 1, 0
+    elif low >= 0 and high <= 255:
+        scale, offset = 255, 0
+    else:
+        scale, offset = max(high - low, 1e-30), low
+    if not mode.startswith("I;16"):
+        kind = "float" if mode == "F" else "32-bit integer"
+        notes.append(f"{kind} pixels scaled to 8 bits" + (
+            f" from their range {low:g} to {high:g}" if offset or scale not in (1, 255, 65535)
+            else ""))
+    return np.rint((values - offset) / scale * 255).clip(0, 255).astype(np.uint8)
+
+
+def save_format(suffix):
     fmt = _SAVE_FORMATS.get(suffix.lower()) or Image.registered_extensions().get(suffix.lower())
     if fmt is None:
         raise AedgeError(f"cannot write images with suffix {suffix!r}; use .png, .jpg, .webp...")
+    return fmt
+
+
+def encode(array, suffix=".png", icc=b""):
+    """Array -> file bytes in the format the suffix names (PNG when there is none)."""
+    fmt = save_format(suffix)
+    image = Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8))
     out = io.BytesIO()
     try:
-        image.save(out, format=fmt)
-    except (OSError, ValueError, KeyError) as e:
-        raise AedgeError(f"cannot write {fmt} images ({e}); use .png, .jpg, .webp...") from None
+        image.save(out, format=fmt, **({"icc_profile": icc} if icc else {}))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise AedgeError(f"cannot write {fmt} images of mode {image.mode} ({e}); use .png, "
+                         ".webp...") from None
     return out.getvalue()
+
+
+class PngWriter:
+    """A PNG written band by band, so that a decoded image never has to be held whole:
+    Paeth-filtered rows, deflated as they come."""
+
+    _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
+    _ROWS_AT_ONCE = 64  # the filter's temporaries stay a few MB at any width
+
+    def __init__(self, out, width, height, channels, icc=b""):
+        self.out, self.width, self.channels = out, width, channels
+        self.out.write(b"\x89PNG\r\n\x1a\n")
+        self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8,
+                                         self._COLOUR_TYPES[channels], 0, 0, 0))
+        if icc:
+            self._chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc))
+        self._deflate = zlib.compressobj(6)
+        self._previous = np.zeros((1, width, channels), np.uint8)
+
+    def write(self, rows):
+        rows = np.asarray(rows, np.uint8).reshape(len(rows), self.width, self.channels)
+        for k in range(0, len(rows), self._ROWS_AT_ONCE):
+            part = rows[k:k + self._ROWS_AT_ONCE]
+            filtered = _paeth(part, self._previous)
+            self._previous = part[-1:]
+            lines = np.concatenate([np.full((len(part), 1), 4, np.uint8),
+                                    filtered.reshape(len(part), -1)], axis=1)
+            self._idat(self._deflate.compress(lines.tobytes()))
+
+    def close(self):
+        self._idat(self._deflate.flush())
+        self._chunk(b"IEND", b"")
+
+    def _idat(self, data):
+        if data:
+            self._chunk(b"IDAT", data)
+
+    def _chunk(self, kind, data):
+        self.out.write(struct.pack(">I", len(data)) + kind + data +
+                       struct.pack(">I", zlib.crc32(kind + data)))
+
+
+def _paeth(rows, previous):
+    """PNG filter type 4 of each row, given the row above the first."""
+    x = rows.astype(np.int16)
+    up = np.concatenate([previous, rows[:-1]]).astype(np.int16)
+    left = np.zeros_like(x)
+    left[:, 1:] = x[:, :-1]
+    up_left = np.zeros_like(x)
+    up_left[:, 1:] = up[:, :-1]
+    pa, pb, pc = np.abs(up - up_left), np.abs(left - up_left), np.abs(left + up - 2 * up_left)
+    predictor = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
+    return (x - predictor).astype(np.uint8)

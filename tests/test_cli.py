@@ -143,11 +143,110 @@ def test_folder_outputs_must_not_collide(photo, tmp_path):
     assert result.returncode == 2 and b"same file" in result.stderr
 
 
-def test_transparent_image_is_refused(tmp_path):
-    from PIL import Image
+def test_alpha_and_colour_profile_come_back(tmp_path):
+    import io
+    from PIL import Image, ImageCms
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     path = tmp_path / "alpha.png"
-    Image.new("RGBA", (20, 20), (255, 0, 0, 128)).save(path)
-    one_line_error(aedge("compress", path), "transparent")
+    Image.new("RGBA", (40, 20), (255, 0, 0, 128)).save(path, icc_profile=icc)
+    assert aedge("compress", path).returncode == 0
+    assert b"+ alpha, colour profile" in aedge("info", tmp_path / "alpha.aei").stdout
+    for suffix in (".png", ".webp"):
+        out = tmp_path / f"back{suffix}"
+        assert aedge("decompress", tmp_path / "alpha.aei", "-o", out).returncode == 0
+        back = Image.open(io.BytesIO(out.read_bytes()))
+        assert back.mode == "RGBA" and back.getpixel((3, 3))[3] == 128
+        assert back.info["icc_profile"] == icc
+    one_line_error(aedge("decompress", tmp_path / "alpha.aei", "-o", tmp_path / "a.jpg"),
+                   "cannot write JPEG images of mode RGBA")
+    assert not (tmp_path / "a.jpg").exists()
+
+
+def test_several_frames_give_the_first_with_a_note(tmp_path):
+    from PIL import Image
+    path = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (16, 16), (200 * i, 0, 0)) for i in range(3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    result = aedge("compress", path)
+    assert result.returncode == 0
+    assert result.stderr.decode() == f"aedge: note: {path}: has 3 frames; coding the first " \
+                                     "(--frame N for another)\n"
+    result = aedge("compress", path, "--frame", 2, "-o", tmp_path / "2.aei")
+    assert result.returncode == 0 and result.stderr == b""
+    one_line_error(aedge("compress", path, "--frame", 3, "-o", tmp_path / "3.aei"),
+                   "has no frame 3 (frames 0 to 2)")
+
+
+def test_outputs_go_where_cp_would_put_them(photo, tmp_path):
+    # -o ending in / makes the folder; an existing folder takes the files too.
+    assert aedge("compress", photo, "-o", tmp_path / "new" / "deeper", "-o",
+                 f"{tmp_path / 'new'}/").returncode == 0
+    assert (tmp_path / "new" / "robin.aei").is_file()
+    (tmp_path / "old").mkdir()
+    assert aedge("compress", photo, "-o", tmp_path / "old").returncode == 0
+    assert (tmp_path / "old" / "robin.aei").is_file()
+    assert aedge("decompress", tmp_path / "old" / "robin.aei", "-o", f"{tmp_path}/png/"
+                 ).returncode == 0
+    assert (tmp_path / "png" / "robin.png").is_file()
+    result = aedge("compress", photo, photo, "-o", tmp_path / "nowhere")
+    assert result.returncode == 2 and b"must name a folder" in result.stderr
+
+
+def test_an_input_is_never_overwritten(photo, tmp_path):
+    before = photo.read_bytes()
+    one_line_error(aedge("compress", photo, "-o", photo, "--force"), "overwrite the input")
+    (tmp_path / "x.aei").write_bytes(b"")
+    one_line_error(aedge("decompress", photo, "-o", tmp_path / ".." / tmp_path.name /
+                         "robin.png", "--force"), "overwrite the input")
+    assert photo.read_bytes() == before
+
+
+def test_binary_output_never_goes_to_a_terminal(photo):
+    import os
+    import pty
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run([sys.executable, "-m", "aedge", "compress", str(photo), "-o",
+                                 "-"], stdout=follower, stderr=subprocess.PIPE, timeout=300)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert result.returncode == 1 and b"terminal" in result.stderr
+
+
+@pytest.mark.parametrize("error, message", [(MemoryError(), "out of memory"),
+                                            (RuntimeError("boom"), "unexpected RuntimeError")])
+def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(photo, monkeypatch,
+                                                                      error, message):
+    from click.testing import CliRunner
+    from aedge import cli, registry
+
+    def fail(**_):
+        raise error
+    monkeypatch.setattr(registry, "load", fail)
+    monkeypatch.setitem(cli._DEBUG, "on", False)
+    result = CliRunner().invoke(cli.main, ["compress", str(photo)])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == f"aedge: {photo}: {message}" + (
+        ": boom (aedge --debug shows where)" if "boom" in str(error) else "") + "\n"
+    result = CliRunner().invoke(cli.main, ["--debug", "compress", str(photo)])
+    assert result.exit_code == 1 and "Traceback" in result.stderr
+
+
+def test_a_broken_model_in_the_model_path_hides_nothing(photo, tmp_path):
+    import os
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "junk.aem").write_bytes(b"PK\x03\x04 not a zip at all")
+    env = {**os.environ, "AEDGE_MODEL_PATH": str(folder)}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "aedge", *map(str, a)], env=env,
+                                    capture_output=True, timeout=300)
+    assert run("compress", photo).returncode == 0
+    assert run("decompress", tmp_path / "robin.aei", "-o", tmp_path / "back.png").returncode == 0
+    assert run("info", tmp_path / "robin.aei").returncode == 0
+    listing = run("models")
+    assert listing.returncode == 1 and b"aedge.aem" in listing.stdout
+    assert listing.stderr.decode().count("\n") == 1 and b"junk.aem" in listing.stderr
 
 
 @pytest.mark.parametrize("quality", [0, 101, "high"])
@@ -186,3 +285,19 @@ def test_bench_sweeps_qualities_and_reports_the_split(tmp_path):
                                                "bmshj2018-hyperprior", "mbt2018-mean"}
     table = (out / "bench.md").read_text()
     assert "Where aedge's time goes" in table and "| mbt2018-mean |" in table
+
+
+def test_bench_records_a_bad_file_and_goes_on(tmp_path):
+    import json
+    from PIL import Image
+    from conftest import synthetic
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(synthetic(176, 192)).save(photos / "good.png")
+    (photos / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    out = tmp_path / "report"
+    result = aedge("bench", photos, "-o", out, "-q", 50, "--codec", "jpeg")
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads((out / "bench.json").read_text())
+    assert report["images"] == 1 and report["skipped"][0]["image"] == "bad.png"
+    assert "- bad.png:" in (out / "bench.md").read_text()
