@@ -113,7 +113,7 @@ class Codec:
             z_q = np.rint(z * gains["gain_z"]).astype(np.int64)
             return y[r0 - g[0]:r1 - g[0], c0 - g[2]:c1 - g[2]].copy(), z_q
 
-        window = tiles.Window(first_pass)
+        window = tiles.Window(first_pass, rows, cols)
         coded = []
         for i in range(rows):
             for j in range(cols):
@@ -193,13 +193,13 @@ class Codec:
         lzy, lzx = bitstream.latent_shape(height, width, HYPER_STRIDE)
         rows, cols = bitstream.tile_grid(height, width)
         clock = _Clock()
-        zwin = tiles.Window(lambda i, j: self._z_tile(file, i, j, clock))
+        zwin = tiles.Window(lambda i, j: self._z_tile(file, i, j, clock), rows, cols, lag=1)
 
         def y_hat_tile(i, j):
             index, q, mean = self._y_tile(file, zwin, i, j, clock)
             return ((q + mean) * gains["gain_y_inverse"]).astype(np.float32)
 
-        ywin = tiles.Window(y_hat_tile)
+        ywin = tiles.Window(y_hat_tile, rows, cols)
         for i in range(rows):
             top = i * TILE * STRIDE
             band = np.empty((min(height - top, TILE * STRIDE), width, 3), np.uint8)
@@ -219,7 +219,7 @@ class Codec:
                         band[r:r + x.shape[0], c_:c_ + x.shape[1]] = \
                             x[:band.shape[0] - r, :width - c_]
                 ywin.done(i, j)
-                zwin.forget_rows_before(i - 1)
+                zwin.done(i, j)
                 if progress:
                     progress(i * cols + j + 1, rows * cols)
             self.timings = clock.spent
@@ -251,7 +251,7 @@ class Codec:
         header = file.header
         rows, cols = bitstream.tile_grid(header.height, header.width)
         clock = _Clock()
-        zwin = tiles.Window(lambda i, j: self._z_tile(file, i, j, clock))
+        zwin = tiles.Window(lambda i, j: self._z_tile(file, i, j, clock), rows, cols)
         parts = [[self._y_tile(file, zwin, i, j, clock)[:2] for j in range(cols)]
                  for i in range(rows)]
         z_q = np.concatenate([np.concatenate([zwin(i, j) for j in range(cols)], axis=1)

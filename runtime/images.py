@@ -52,7 +52,8 @@ def load(data, name="image", frame=None):
             icc = image.info.get("icc_profile") or b""
             image.load()
             try:
-                image = ImageOps.exif_transpose(image)
+                if image.getexif().get(0x0112, 1) != 1:  # transposing copies: only if needed
+                    image = ImageOps.exif_transpose(image)
             except Exception:  # broken EXIF: keep the pixels as stored
                 pass
             array = _to_uint8(image, notes)
@@ -89,9 +90,19 @@ def _to_uint8(image, notes):
     else:
         if mode not in ("RGB", "RGBA", "RGBX", "P", "PA", "RGBa"):
             notes.append(f"{mode} pixels converted to RGB")
-        colour = np.asarray(image.convert("RGB"))
+        colour = _array(image if mode == "RGB" else image.convert("RGB"))
         return colour if alpha is None else np.dstack([colour, alpha])
     return grey if alpha is None else np.dstack([grey, alpha])
+
+
+def _array(image, rows=256):
+    """np.asarray(image), band by band: asarray goes through a full copy as bytes, which
+    would double a large image's peak memory."""
+    width, height = image.size
+    out = np.empty((height, width, len(image.getbands())), np.uint8)
+    for top in range(0, height, rows):
+        out[top:top + rows] = np.asarray(image.crop((0, top, width, min(top + rows, height))))
+    return out
 
 
 def _scaled(values, mode, notes):
@@ -139,7 +150,7 @@ class PngWriter:
     Paeth-filtered rows, deflated as they come."""
 
     _COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
-    _ROWS_AT_ONCE = 64  # the filter's temporaries stay a few MB at any width
+    _ROWS_AT_ONCE = 16
 
     def __init__(self, out, width, height, channels, icc=b""):
         self.out, self.width, self.channels = out, width, channels
@@ -174,14 +185,20 @@ class PngWriter:
                        struct.pack(">I", zlib.crc32(kind + data)))
 
 
-def _paeth(rows, previous):
-    """PNG filter type 4 of each row, given the row above the first."""
-    x = rows.astype(np.int16)
-    up = np.concatenate([previous, rows[:-1]]).astype(np.int16)
-    left = np.zeros_like(x)
-    left[:, 1:] = x[:, :-1]
-    up_left = np.zeros_like(x)
-    up_left[:, 1:] = up[:, :-1]
-    pa, pb, pc = np.abs(up - up_left), np.abs(left - up_left), np.abs(left + up - 2 * up_left)
-    predictor = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
-    return (x - predictor).astype(np.uint8)
+def _paeth(rows, previous, step=1 << 18):
+    """PNG filter type 4 of each row, given the row above the first; columns a step at a
+    time, so that a very wide image needs no more memory than a narrow one."""
+    upper = np.concatenate([previous, rows[:-1]])
+    out = np.empty_like(rows)
+    for c0 in range(0, rows.shape[1], step):
+        c1 = min(c0 + step, rows.shape[1])
+        x, up = rows[:, c0:c1].astype(np.int16), upper[:, c0:c1].astype(np.int16)
+        left, up_left = np.zeros_like(x), np.zeros_like(x)
+        left[:, 1:], up_left[:, 1:] = x[:, :-1], up[:, :-1]
+        if c0:
+            left[:, 0], up_left[:, 0] = rows[:, c0 - 1], upper[:, c0 - 1]
+        pa, pb = np.abs(up - up_left), np.abs(left - up_left)
+        pc = np.abs(left + up - 2 * up_left)
+        predictor = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
+        out[:, c0:c1] = (x - predictor).astype(np.uint8)
+    return out

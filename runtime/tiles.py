@@ -9,10 +9,13 @@ scales per call, so there it shifts values by a quantization step here and there
 """
 import numpy as np
 
-# A region of at most this many latents goes through a network in one call (768 x 768 pixels,
-# about 250 MB at the peak); larger ones are split into blocks of at most BLOCK on a side.
-MAX_CALL = 48 * 48
-BLOCK = 32
+# A region of at most this many latents goes through a network in one call (a Kodak image,
+# 768 x 512 pixels, about 150 MB at the peak); larger ones are split into blocks of at most
+# BLOCK on a side. LiteRT's peak memory grows faster than a block's area (measured on g_a:
+# 62 MB at 16, 99 MB at 24, 169 MB at 32), and small blocks cost no more time than large
+# ones, margins included.
+MAX_CALL = 48 * 32
+BLOCK = 16
 
 
 def spans(lo, hi, size):
@@ -48,24 +51,25 @@ def gather(tile, size, r0, r1, c0, c1):
 
 
 class Window:
-    """Tiles made on demand, for work that sweeps the tiles in raster order and reaches one
-    tile around it: a tile is forgotten once no later step can need it, so about two rows of
-    tiles are held, never the image."""
+    """Tiles made on demand, for work that sweeps a rows x cols grid of steps in raster order,
+    step (i, j) reaching the tiles (i +- 1, j +- 1). A tile is forgotten after the last step
+    that reaches it, so about two rows of tiles are held, never the image. With lag=1 the
+    tiles serve another window's tiles, made one step ahead of the sweep."""
 
-    def __init__(self, make):
+    def __init__(self, make, rows, cols, lag=0):
         self.make, self.kept = make, {}
+        self.rows, self.cols, self.lag = rows, cols, lag
 
     def __call__(self, i, j):
         if (i, j) not in self.kept:
             self.kept[i, j] = self.make(i, j)
         return self.kept[i, j]
 
-    def done(self, i, j):
-        """Step (i, j) is over: later steps reach rows from i - 1 on, and in row i - 1 only
-        columns from j on."""
-        for key in [k for k in self.kept if k[0] < i - 1 or (k[0] == i - 1 and k[1] < j)]:
-            del self.kept[key]
+    def last_step(self, i, j):
+        return (max(min(i + 1, self.rows - 1) - self.lag, 0),
+                max(min(j + 1, self.cols - 1) - self.lag, 0))
 
-    def forget_rows_before(self, i):
-        for key in [k for k in self.kept if k[0] < i]:
+    def done(self, i, j):
+        """Step (i, j) is over."""
+        for key in [k for k in self.kept if self.last_step(*k) <= (i, j)]:
             del self.kept[key]

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from aedge import tiles
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 1), (1, 7), (5, 1), (3, 4), (4, 3)])
+def test_windows_make_each_tile_once_and_hold_few(rows, cols):
+    """The decoder's chain: a sweep reaching one tile around it in a window of y tiles, each
+    made from the z tiles around it in a lagging window."""
+    made = {"z": [], "y": []}
+
+    def z(i, j):
+        made["z"].append((i, j))
+        return (i, j)
+
+    zwin = tiles.Window(z, rows, cols, lag=1)
+
+    def y(i, j):
+        made["y"].append((i, j))
+        for a in range(max(i - 1, 0), min(i + 2, rows)):
+            for b in range(max(j - 1, 0), min(j + 2, cols)):
+                assert zwin(a, b) == (a, b)
+        return (i, j)
+
+    ywin = tiles.Window(y, rows, cols)
+    most = 0
+    for i in range(rows):
+        for j in range(cols):
+            for a in range(max(i - 1, 0), min(i + 2, rows)):
+                for b in range(max(j - 1, 0), min(j + 2, cols)):
+                    assert ywin(a, b) == (a, b)
+            ywin.done(i, j)
+            zwin.done(i, j)
+            most = max(most, len(ywin.kept) + len(zwin.kept))
+    for name in made:
+        assert sorted(made[name]) == [(i, j) for i in range(rows) for j in range(cols)], name
+    assert most <= 4 * cols + 8
+    assert not ywin.kept and not zwin.kept
+
+
+def test_gather_joins_tiles():
+    whole = np.arange(10 * 13).reshape(10, 13)
+    tile = lambda i, j: whole[4 * i:4 * i + 4, 4 * j:4 * j + 4]
+    np.testing.assert_array_equal(tiles.gather(tile, 4, 1, 9, 2, 13), whole[1:9, 2:13])
+    np.testing.assert_array_equal(tiles.gather(tile, 4, 5, 6, 5, 6), whole[5:6, 5:6])
+
+
+def test_blocks_cover_a_region_once():
+    covered = np.zeros((100, 130), int)
+    for a, b, c, d in tiles.blocks(3, 100, 0, 130):
+        assert (b - a) <= tiles.BLOCK and (d - c) <= tiles.BLOCK
+        covered[a:b, c:d] += 1
+    assert (covered[3:] == 1).all() and (covered[:3] == 0).all()
+    assert tiles.blocks(0, 48, 0, 32) == [(0, 48, 0, 32)]  # small enough: one call
