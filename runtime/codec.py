@@ -59,8 +59,9 @@ class Codec:
                                                modelfile.unpack_tables(arrays["y_freqs"]),
                                                skip=int(scales["skip"]))
             self.log2_scale_min, self.per_octave = scales["log2_min"], scales["per_octave"]
-        except (KeyError, ValueError, TypeError, AedgeError) as e:
-            raise AedgeError(f"{self.model.path} is not a valid aedge model file ({e})") from None
+        except Exception as e:  # whatever a broken table or h_s makes numpy raise
+            raise AedgeError(f"{self.model.path} is not a valid aedge model file "
+                             f"({' '.join(str(e).split())})") from None
         if self.h_s.layers[-1][2] != 2 * self.m or self.h_s.in_channels != self.z_channels \
                 or self.h_s.upsampling != HYPER_STRIDE // STRIDE:
             raise AedgeError(f"{self.model.path} is not a valid aedge model file (h_s does "

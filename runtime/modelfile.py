@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,9 +61,9 @@ class ModelFile:
         try:
             with zipfile.ZipFile(io.BytesIO(self._data)) as z:
                 return _read_member(z, network_member(part, variant))
-        except (zipfile.BadZipFile, KeyError, OSError, ValueError, zlib.error,
-                MemoryError) as e:
-            raise ModelFileError(f"{self.path}: cannot read its {part} network ({e})") from None
+        except Exception as e:  # zipfile and zlib raise their own
+            raise ModelFileError(f"{self.path}: cannot read its {part} network "
+                                 f"({type(e).__name__}: {e})") from None
 
 
 def _read_member(archive, name):
@@ -100,11 +99,11 @@ def read(path):
             with np.load(io.BytesIO(_read_member(z, ARRAYS)), allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         _check(manifest, variants, arrays)
-    except (zipfile.BadZipFile, KeyError, TypeError, ValueError, AttributeError, OSError,
-            EOFError, zlib.error, MemoryError, RecursionError) as e:
-        if isinstance(e, ModelFileError):
-            raise
-        raise ModelFileError(f"{path} is not a valid aedge model file ({e})") from None
+    except ModelFileError:
+        raise
+    except Exception as e:  # zipfile, zlib, json and numpy each raise their own
+        raise ModelFileError(f"{path} is not a valid aedge model file ({type(e).__name__}: "
+                             f"{e})") from None
     return ModelFile(path, identity_of(data), manifest, arrays, variants, data)
 
 
