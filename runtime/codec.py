@@ -98,35 +98,21 @@ class Codec:
         lzy, lzx = bitstream.latent_shape(height, width, HYPER_STRIDE)
         rows, cols = bitstream.tile_grid(height, width)
         clock = _Clock()
-
-        def first_pass(i, j):
-            """A tile's y, and its z_q (h_a reaches into the neighbouring tiles' y)."""
-            r0, r1, c0, c1 = _bounds(i, j, TILE, ly, lx)
-            a0, a1, b0, b1 = _bounds(i, j, Z_TILE, lzy, lzx)
-            g = tiles.grown(4 * a0, 4 * a1, 4 * b0, 4 * b1, H_A_MARGIN, ly, lx)
-            y = self._analysis(rgb, g, ly, lx, clock)
-            with clock("networks"):
-                z = self._network("h_a")(y[None])[0]
-            z = z[a0 - g[0] // 4:a1 - g[0] // 4, b0 - g[2] // 4:b1 - g[2] // 4]
-            if not (np.isfinite(y).all() and np.isfinite(z).all()):
-                raise AedgeError(f"the encoder networks of {self.model.name} gave non-finite "
-                                 "values")
-            z_q = np.rint(z * gains["gain_z"]).astype(np.int64)
-            return y[r0 - g[0]:r1 - g[0], c0 - g[2]:c1 - g[2]].copy(), z_q
-
-        window = tiles.Window(first_pass, rows, cols)
+        shape = (ly, lx, lzy, lzx)
+        y_tiles = tiles.Window(lambda i, j: self._analysis(rgb, _bounds(i, j, TILE, ly, lx),
+                                                           ly, lx, clock), rows, cols, lag=1)
+        z_tiles = tiles.Window(lambda i, j: self._hyper_analysis(y_tiles, i, j, shape, gains,
+                                                                 clock), rows, cols)
         coded = []
         for i in range(rows):
             for j in range(cols):
-                r0, r1, c0, c1 = _bounds(i, j, TILE, ly, lx)
-                mean, index = self._tile_hyper(lambda p, q: window(p, q)[1], i, j, quality,
-                                               (ly, lx, lzy, lzx), clock)
-                y, z_q = window(i, j)
-                q = np.rint(y * gains["gain_y"] - mean).astype(np.int64)
+                mean, index = self._tile_hyper(z_tiles, i, j, quality, shape, clock)
+                q = np.rint(y_tiles(i, j) * gains["gain_y"] - mean).astype(np.int64)
                 with clock("entropy"):
-                    coded.append({"z": self.z_model.compress(z_q),
+                    coded.append({"z": self.z_model.compress(z_tiles(i, j)),
                                   "y": self.y_model.compress(q, index)})
-                window.done(i, j)
+                y_tiles.done(i, j)
+                z_tiles.done(i, j)
                 if progress:
                     progress(i * cols + j + 1, rows * cols)
         self.timings = clock.spent
@@ -134,18 +120,34 @@ class Codec:
         return bitstream.pack(header, coded, _alpha_png(alpha), bytes(icc or b""))
 
     def _analysis(self, rgb, region, ly, lx, clock):
-        """y over a region of latents, computed in blocks, each with its margin."""
+        """y over a region of latents, block by block, each with its margin."""
         r0, r1, c0, c1 = region
-        out = None
-        for a, b, c, d in tiles.blocks(r0, r1, c0, c1):
+        out = np.empty((r1 - r0, c1 - c0, self.m), np.float32)
+        for a, b, c, d in tiles.blocks(r0, r1, c0, c1, tiles.BLOCK):
             g = tiles.grown(a, b, c, d, G_A_MARGIN, ly, lx)
             x = _pixels(rgb, *(STRIDE * v for v in g))
             with clock("networks"):
                 y = self._network("g_a")(x[None])[0]
-            if out is None:
-                out = np.empty((r1 - r0, c1 - c0, y.shape[-1]), np.float32)
             out[a - r0:b - r0, c - c0:d - c0] = y[a - g[0]:b - g[0], c - g[2]:d - g[2]]
+        if not np.isfinite(out).all():
+            raise AedgeError(f"the encoder network of {self.model.name} gave non-finite values")
         return out
+
+    def _hyper_analysis(self, y_tiles, i, j, shape, gains, clock):
+        """z_q of tile (i, j): h_a block by block, reaching into the neighbouring tiles' y."""
+        ly, lx, lzy, lzx = shape
+        a0, a1, b0, b1 = _bounds(i, j, Z_TILE, lzy, lzx)
+        out = np.empty((a1 - a0, b1 - b0, self.z_channels), np.float32)
+        for p0, p1, q0, q1 in tiles.blocks(a0, a1, b0, b1, tiles.H_A_BLOCK):
+            g = tiles.grown(4 * p0, 4 * p1, 4 * q0, 4 * q1, H_A_MARGIN, ly, lx)
+            y = tiles.gather(y_tiles, TILE, *g)
+            with clock("networks"):
+                z = self._network("h_a")(y[None])[0]
+            out[p0 - a0:p1 - a0, q0 - b0:q1 - b0] = \
+                z[p0 - g[0] // 4:p1 - g[0] // 4, q0 - g[2] // 4:q1 - g[2] // 4]
+        if not np.isfinite(out).all():
+            raise AedgeError(f"the encoder network of {self.model.name} gave non-finite values")
+        return np.rint(out * gains["gain_z"]).astype(np.int64)
 
     def _tile_hyper(self, z_tile, i, j, quality, shape, clock):
         """Mean and scale index of tile (i, j)'s y, from the z_q tiles around it."""
@@ -205,7 +207,7 @@ class Codec:
             top = i * TILE * STRIDE
             band = np.empty((min(height - top, TILE * STRIDE), width, 3), np.uint8)
             for j in range(cols):
-                for a, b, c, d in tiles.blocks(*_bounds(i, j, TILE, ly, lx)):
+                for a, b, c, d in tiles.blocks(*_bounds(i, j, TILE, ly, lx), tiles.BLOCK):
                     g = tiles.grown(a, b, c, d, G_S_MARGIN, ly, lx)
                     y_hat = tiles.gather(ywin, TILE, *g)
                     with clock("networks"):

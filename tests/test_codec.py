@@ -159,36 +159,50 @@ def test_version_1_model_files_are_refused_clearly(tmp_path):
         aedge.load(model=old)
 
 
-def _monolithic(monkeypatch):
-    """The codec without tiles or blocks: one tile, one call per network."""
-    from aedge import bitstream, codec as codec_module, tiles
-    monkeypatch.setattr(bitstream, "TILE", 1 << 12)
-    monkeypatch.setattr(codec_module, "TILE", 1 << 12)
-    monkeypatch.setattr(codec_module, "Z_TILE", 1 << 10)
-    monkeypatch.setattr(tiles, "MAX_CALL", 1 << 30)
+def _tiles_of(monkeypatch, size):
+    from aedge import bitstream, codec as codec_module
+    monkeypatch.setattr(bitstream, "TILE", size)
+    monkeypatch.setattr(codec_module, "TILE", size)
+    monkeypatch.setattr(codec_module, "Z_TILE", size // 4)
 
 
-@pytest.mark.parametrize("variant", ["float32", "int8"])
-def test_tiles_and_blocks_change_nothing(variant, monkeypatch):
-    """Two coding tiles side by side, each in several network blocks, against one tile in
-    one call: the same integers and pixels (int8-dynamic scales its activations per call,
-    so there only the rate-distortion stays, see README)."""
-    from aedge import tiles
+def _coded(codec, image):
+    data = codec.compress(image, 40)
+    return len(bitstream_tiles(data)), codec.latents(data), codec.decompress(data)
+
+
+def _same(a, b):
+    for x, y in zip(a[1], b[1]):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(a[2], b[2])
+
+
+@pytest.mark.parametrize("variant", ["int8-dynamic", "int8", "float32"])
+def test_the_tiles_change_nothing(variant, monkeypatch):
+    """Networks run on a fixed grid of blocks: files hold the same integers and decode to the
+    same pixels whatever the tiles."""
     codec = aedge.load(variant=variant)
     image = synthetic(150, 1100, seed=3)
-    monkeypatch.setattr(tiles, "MAX_CALL", 64)
-    monkeypatch.setattr(tiles, "BLOCK", 7)
-    tiled = codec.compress(image, 40)
-    assert len(bitstream_tiles(tiled)) == 2
-    z, index, q = codec.latents(tiled)
-    pixels = codec.decompress(tiled)
-    monkeypatch.undo()
-    _monolithic(monkeypatch)
-    whole = codec.compress(image, 40)
-    assert len(bitstream_tiles(whole)) == 1
-    for a, b in zip((z, index, q), codec.latents(whole)):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(pixels, codec.decompress(whole))
+    tiled = _coded(codec, image)
+    _tiles_of(monkeypatch, 16)
+    smaller = _coded(codec, image)
+    _tiles_of(monkeypatch, 1 << 12)
+    whole = _coded(codec, image)
+    assert (tiled[0], smaller[0], whole[0]) == (2, 5, 1)
+    _same(tiled, smaller)
+    _same(tiled, whole)
+
+
+@pytest.mark.parametrize("variant", ["int8", "float32"])
+def test_blocks_give_what_one_call_gives(variant, monkeypatch):
+    """With fixed-scale networks, the blocks' margins make them exactly one call on the whole
+    image (int8-dynamic scales each call's activations: see README)."""
+    from aedge import tiles
+    codec = aedge.load(variant=variant)
+    image = synthetic(150, 300, seed=4)
+    blocked = _coded(codec, image)
+    monkeypatch.setattr(tiles, "blocks", lambda r0, r1, c0, c1, size: [(r0, r1, c0, c1)])
+    _same(blocked, _coded(codec, image))
 
 
 def bitstream_tiles(data):

@@ -46,10 +46,11 @@ def test_gather_joins_tiles():
     np.testing.assert_array_equal(tiles.gather(tile, 4, 5, 6, 5, 6), whole[5:6, 5:6])
 
 
-def test_blocks_cover_a_region_once():
+def test_blocks_lie_on_a_fixed_grid():
     covered = np.zeros((100, 130), int)
-    for a, b, c, d in tiles.blocks(3, 100, 0, 130):
-        assert (b - a) <= tiles.BLOCK and (d - c) <= tiles.BLOCK
+    for a, b, c, d in tiles.blocks(16, 100, 0, 130, 16):
+        assert a % 16 == 0 and c % 16 == 0 and b - a <= 16 and d - c <= 16
         covered[a:b, c:d] += 1
-    assert (covered[3:] == 1).all() and (covered[:3] == 0).all()
-    assert tiles.blocks(0, 48, 0, 32) == [(0, 48, 0, 32)]  # small enough: one call
+    assert (covered[16:] == 1).all() and (covered[:16] == 0).all()
+    # A region that starts off the grid is cut where the grid cuts it.
+    assert tiles.blocks(5, 20, 0, 3, 16) == [(5, 16, 0, 3), (16, 20, 0, 3)]
