@@ -70,7 +70,7 @@ bench: setup-runtime  ## aedge (default networks: int8-dynamic) against JPEG, We
 	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results
 
 bench-memory: setup-runtime  ## tiles against whole images on Kodak; memory and time of 12 MP, 24 MP and a 1x4,000,000 strip
-	$(LEAN)/bin/python tests/bench/memory.py $(KODAK) -o bench-results/memory
+	$(LEAN)/bin/python tests/bench/memory.py $(KODAK) -o bench-results/memory --readme README.md
 
 bench-variants: setup-runtime  ## the same with the full-integer int8 and the float32 networks
 	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results/int8 --variant int8 --codec jpeg

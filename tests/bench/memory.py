@@ -24,6 +24,9 @@ import aedge
 from aedge import bitstream, codec as codec_module, metrics, modelfile, tiles
 
 
+MARKERS = ("<!-- memory:start -->", "<!-- memory:end -->")
+
+
 def pieces_against_whole(folder):
     """For each variant: the shipped way (tiles of 64 latents, network blocks on a fixed grid)
     against smaller tiles (16), and against one call per network on the whole image."""
@@ -154,6 +157,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder")
     parser.add_argument("-o", "--output", default="bench-results/memory")
+    parser.add_argument("--readme", help="put the tables between this file's memory markers")
     args = parser.parse_args()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -165,6 +169,12 @@ def main():
     (out / "memory.json").write_text(json.dumps(report, indent=1))
     (out / "memory.md").write_text(markdown(report))
     print(markdown(report))
+    if args.readme:
+        readme = Path(args.readme)
+        head, rest = readme.read_text().split(MARKERS[0], 1)
+        tail = rest.split(MARKERS[1], 1)[1]
+        readme.write_text(f"{head}{MARKERS[0]}\nMeasured with `make bench-memory` "
+                          f"(`tests/bench/memory.py`):\n\n{markdown(report)}{MARKERS[1]}{tail}")
 
 
 if __name__ == "__main__":
