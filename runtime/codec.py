@@ -17,7 +17,6 @@ import os
 import time
 
 import numpy as np
-from PIL import Image
 
 from aedge import bitstream, hyper, modelfile, tiles
 from aedge.bitstream import MAX_PIXELS, STRIDE, TILE
@@ -338,6 +337,7 @@ def _alpha_png(alpha):
     """The alpha plane, losslessly, as a greyscale PNG; nothing when it is fully opaque."""
     if alpha is None or alpha.min() == 255:
         return b""
+    from PIL import Image  # only where there is alpha: the codec itself needs no Pillow
     out = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(alpha), "L").save(out, format="PNG")
     return out.getvalue()
@@ -346,6 +346,7 @@ def _alpha_png(alpha):
 def _alpha_plane(data, header):
     if not data:
         return None
+    from PIL import Image
     try:
         image = Image.open(io.BytesIO(data), formats=["PNG"])
         if image.size != (header.width, header.height) or image.mode != "L":
