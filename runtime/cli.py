@@ -188,10 +188,14 @@ def main(debug):
                    "of JPEG's default, quality 75.")
 @click.option("--model", type=click.Path(dir_okay=False), help="Use this .aem model file.")
 @variant_options
+@click.option("--max-bytes", type=click.IntRange(1), help="The best quality whose file fits "
+              "in this many bytes (instead of -q), as cwebp's -size.")
+@click.option("--target-bpp", type=click.FloatRange(0, min_open=True),
+              help="The same as --max-bytes, in bits per pixel of each image.")
 @click.option("--frame", type=click.IntRange(0), help="Which frame of an animation or "
               "multi-picture file to code (default: the first).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
-def compress(inputs, output, quality, model, variant, frame, force):
+def compress(inputs, output, quality, model, variant, max_bytes, target_bpp, frame, force):
     """Compress images (any Pillow reads; - for stdin) to .aei files.
 
     Alpha and the colour profile are kept. -o names the output file, or a folder (an existing
@@ -201,9 +205,15 @@ def compress(inputs, output, quality, model, variant, frame, force):
         for note in picture.notes:
             click.echo(f"aedge: note: {source}: {note}", err=True)
         codec = registry.load(model=model, variant=variant)
-        data = codec.compress(picture.array, quality, icc=picture.icc, progress=progress)
+        size = max_bytes
+        if target_bpp is not None:
+            size = max(1, int(target_bpp * picture.array.shape[0] * picture.array.shape[1] / 8))
+        data = codec.compress(picture.array, quality, icc=picture.icc, progress=progress,
+                              max_bytes=size)
         with _binary_output(target, force) as out:
             out.write(data)
+    if sum(v is not None for v in (quality, max_bytes, target_bpp)) > 1:
+        raise click.UsageError("give one of -q, --max-bytes and --target-bpp")
     _guard(lambda: _run_all(_outputs(inputs, output, ".aei"), work, "compressing"))
 
 

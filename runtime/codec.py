@@ -87,10 +87,43 @@ class Codec:
 
     # --- compress -------------------------------------------------------------------------
 
-    def compress(self, image, quality=None, icc=b"", progress=None):
-        """progress(done, total), if given, is called after each tile."""
-        quality = self._quality(quality)
+    def compress(self, image, quality=None, icc=b"", progress=None, max_bytes=None):
+        """progress(done, total), if given, is called after each tile. With max_bytes, the
+        highest quality whose file fits in that many bytes (no quality may be given then)."""
         rgb, mode, alpha = _channels(image)
+        sections = (_alpha_png(alpha), bytes(icc or b""))
+        if max_bytes is None:
+            return self._encode(rgb, mode, self._quality(quality), sections, progress)
+        if quality is not None:
+            raise AedgeError("give a quality or a file size, not both")
+        return self._fit(rgb, mode, sections, int(max_bytes), progress)
+
+    def _fit(self, rgb, mode, sections, max_bytes, progress):
+        """Binary search over the qualities: files grow with quality. A one-tile image keeps
+        its y and z between tries, the networks not depending on the quality."""
+        single = bitstream.tile_grid(*rgb.shape[:2]) == (1, 1)
+        kept = {} if single else None
+        tries = {}
+
+        def size(quality):
+            tries[quality] = self._encode(rgb, mode, quality, sections, None, kept)
+            return len(tries[quality])
+
+        if size(1) > max_bytes:
+            raise AedgeError(f"cannot fit in {max_bytes} bytes: the smallest file aedge makes of "
+                             f"this image is {len(tries[1])} bytes (quality 1)")
+        low, high = 1, modelfile.QUALITIES  # low always fits
+        while low < high:
+            middle = (low + high + 1) // 2
+            if size(middle) <= max_bytes:
+                low = middle
+            else:
+                high = middle - 1
+            if progress:
+                progress(len(tries), 8)
+        return tries[low]
+
+    def _encode(self, rgb, mode, quality, sections, progress, kept=None):
         height, width = rgb.shape[:2]
         gains = self._gains(quality)
         ly, lx = bitstream.latent_shape(height, width)
@@ -98,10 +131,20 @@ class Codec:
         rows, cols = bitstream.tile_grid(height, width)
         clock = _Clock()
         shape = (ly, lx, lzy, lzx)
-        y_tiles = tiles.Window(lambda i, j: self._analysis(rgb, _bounds(i, j, TILE, ly, lx),
-                                                           ly, lx, clock), rows, cols, lag=1)
-        z_tiles = tiles.Window(lambda i, j: self._hyper_analysis(y_tiles, i, j, shape, gains,
-                                                                 clock), rows, cols)
+
+        def cached(name, make):
+            if kept is None:
+                return make
+            return lambda i, j: kept[name, i, j] if (name, i, j) in kept else \
+                kept.setdefault((name, i, j), make(i, j))
+
+        analysis = cached("y", lambda i, j: self._analysis(rgb, _bounds(i, j, TILE, ly, lx),
+                                                           ly, lx, clock))
+        y_tiles = tiles.Window(analysis, rows, cols, lag=1)
+        hyper_analysis = cached("z", lambda i, j: self._hyper_analysis(y_tiles, i, j, shape,
+                                                                       clock))
+        z_tiles = tiles.Window(lambda i, j: np.rint(hyper_analysis(i, j) * gains["gain_z"])
+                               .astype(np.int64), rows, cols)
         coded = []
         for i in range(rows):
             for j in range(cols):
@@ -116,7 +159,7 @@ class Codec:
                     progress(i * cols + j + 1, rows * cols)
         self.timings = clock.spent
         header = bitstream.Header(self.identity, width, height, mode, quality)
-        return bitstream.pack(header, coded, _alpha_png(alpha), bytes(icc or b""))
+        return bitstream.pack(header, coded, *sections)
 
     def _analysis(self, rgb, region, ly, lx, clock):
         """y over a region of latents, block by block, each with its margin."""
@@ -132,8 +175,9 @@ class Codec:
             raise AedgeError(f"the encoder network of {self.model.name} gave non-finite values")
         return out
 
-    def _hyper_analysis(self, y_tiles, i, j, shape, gains, clock):
-        """z_q of tile (i, j): h_a block by block, reaching into the neighbouring tiles' y."""
+    def _hyper_analysis(self, y_tiles, i, j, shape, clock):
+        """z of tile (i, j), before its gain: h_a block by block, reaching into the
+        neighbouring tiles' y."""
         ly, lx, lzy, lzx = shape
         a0, a1, b0, b1 = _bounds(i, j, Z_TILE, lzy, lzx)
         out = np.empty((a1 - a0, b1 - b0, self.z_channels), np.float32)
@@ -146,7 +190,7 @@ class Codec:
                 z[p0 - g[0] // 4:p1 - g[0] // 4, q0 - g[2] // 4:q1 - g[2] // 4]
         if not np.isfinite(out).all():
             raise AedgeError(f"the encoder network of {self.model.name} gave non-finite values")
-        return np.rint(out * gains["gain_z"]).astype(np.int64)
+        return out
 
     def _tile_hyper(self, z_tile, i, j, quality, shape, clock):
         """Mean and scale index of tile (i, j)'s y, from the z_q tiles around it."""

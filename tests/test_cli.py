@@ -301,3 +301,23 @@ def test_bench_records_a_bad_file_and_goes_on(tmp_path):
     report = json.loads((out / "bench.json").read_text())
     assert report["images"] == 1 and report["skipped"][0]["image"] == "bad.png"
     assert "- bad.png:" in (out / "bench.md").read_text()
+
+
+def test_a_file_size_target(photo, tmp_path):
+    out = tmp_path / "small.aei"
+    assert aedge("compress", photo, "--max-bytes", 9000, "-o", out).returncode == 0
+    size = out.stat().st_size
+    assert size <= 9000
+    quality = out.read_bytes()[22]
+    if quality < 100:  # the next quality up would not have fitted
+        bigger = tmp_path / "bigger.aei"
+        assert aedge("compress", photo, "-q", quality + 1, "-o", bigger).returncode == 0
+        assert bigger.stat().st_size > 9000
+    bpp = tmp_path / "bpp.aei"
+    assert aedge("compress", photo, "--target-bpp", 1.0, "-o", bpp).returncode == 0
+    assert bpp.stat().st_size <= 256 * 256 / 8
+    one_line_error(aedge("compress", photo, "--max-bytes", 500, "-o", tmp_path / "x.aei"),
+                   "cannot fit in 500 bytes: the smallest file aedge makes of this image is")
+    assert not (tmp_path / "x.aei").exists()
+    result = aedge("compress", photo, "-q", 5, "--max-bytes", 500)
+    assert result.returncode == 2 and b"one of -q" in result.stderr

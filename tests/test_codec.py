@@ -229,3 +229,16 @@ def test_opaque_alpha_costs_nothing(codec, robin):
 def test_colour_profile_travels_in_the_file(codec, robin):
     from aedge import bitstream
     assert bitstream.parse(codec.compress(robin, icc=b"profile")).icc == b"profile"
+
+
+def test_max_bytes_finds_the_best_quality_that_fits(codec, robin):
+    sizes = {q: len(codec.compress(robin, q)) for q in range(1, 101)}
+    for limit in (sizes[1], sizes[37] + 1, sizes[100] + 10):
+        data = codec.compress(robin, max_bytes=limit)
+        best = max(q for q, n in sizes.items() if n <= limit)
+        assert len(data) <= limit and data[22] == best
+    with pytest.raises(AedgeError, match=f"smallest file aedge makes of this image is "
+                                         f"{sizes[1]} bytes"):
+        codec.compress(robin, max_bytes=sizes[1] - 1)
+    with pytest.raises(AedgeError, match="not both"):
+        codec.compress(robin, 50, max_bytes=10**6)
