@@ -10,7 +10,7 @@ MINUTES ?= 60
 WEIGHTS ?= $(RUNS)/hyper/weights.npz
 DEMO ?= demo-output
 
-.PHONY: demo setup setup-runtime test train train-keras quantize bench bench-memory bench-variants cards check-arm64 golden clean
+.PHONY: demo setup setup-runtime test train train-keras quantize bench report bench-memory bench-variants cards check-arm64 golden clean
 
 demo: setup-runtime  ## set up, then compress and decompress the sample image
 	mkdir -p $(DEMO)
@@ -68,6 +68,11 @@ quantize: setup  ## export $(WEIGHTS) to build/aedge.aem (three TFLite variants,
 
 bench: setup-runtime  ## aedge (default networks: int8-dynamic) against JPEG, WebP, AVIF and CompressAI on Kodak
 	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results
+
+report: setup-runtime  ## bench-results/report.html on three Kodak images, and its screenshot (needs chromium)
+	$(LEAN)/bin/aedge report $(KODAK) --limit 3 --published -o bench-results/report.html --force
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,2200 \
+	  --screenshot=bench-results/report.png file://$(abspath bench-results/report.html)
 
 bench-memory: setup-runtime  ## tiles against whole images on Kodak; memory and time of 12 MP, 24 MP and a 1x4,000,000 strip
 	$(LEAN)/bin/python tests/bench/memory.py $(KODAK) -o bench-results/memory --readme README.md

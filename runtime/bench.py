@@ -44,17 +44,42 @@ def _timed(fn, *args):
     return out, (time.perf_counter() - start) * 1e3
 
 
-def _pillow_codec(fmt, quality):
-    options = dict(PILLOW_OPTIONS[fmt], quality=quality)
-
-    def encode(array):
+def pillow_codec(fmt):
+    """(encode(array, quality) -> bytes, decode(bytes) -> array) of a format Pillow writes."""
+    def encode(array, quality):
         out = io.BytesIO()
-        Image.fromarray(array).save(out, format=fmt.upper(), **options)
+        Image.fromarray(array).save(out, format=fmt.upper(), **PILLOW_OPTIONS[fmt],
+                                    quality=quality)
         return out.getvalue()
 
     def decode(data):
         return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     return encode, decode
+
+
+def _pillow_codec(fmt, quality):
+    encode, decode = pillow_codec(fmt)
+    return (lambda array: encode(array, quality)), decode
+
+
+def image_files(folder, limit=None):
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise AedgeError(f"no images in {folder}")
+    return files[:limit] if limit else files
+
+
+def pictures(folder, limit=None, skipped=None):
+    """(name, RGB array) of each image of the folder that can be read; the others go to
+    skipped, with the reason, and the bench goes on without them."""
+    out = []
+    for p in image_files(folder, limit):
+        try:
+            out.append((p.name, _rgb(images.load(p.read_bytes(), p.name).array)))
+        except (AedgeError, OSError) as e:
+            if skipped is not None:
+                skipped.append({"image": p.name, "reason": str(e)})
+    return out
 
 
 def _ssim():
@@ -83,18 +108,10 @@ def _measure(encode, decode, array, ssim, codec=None):
 def run(folder, qualities=None, codecs=("jpeg", "webp", "avif"), limit=None, variant=None,
         progress=None, model=None):
     """Returns the bench report as a dict (see summarise)."""
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise AedgeError(f"no images in {folder}")
-    files = files[:limit] if limit else files
     # A file that cannot be read or measured is recorded, and the bench goes on without it.
-    skipped, pictures = [], []
-    for p in files:
-        try:
-            pictures.append((p.name, _rgb(images.load(p.read_bytes(), p.name).array)))
-        except (AedgeError, OSError) as e:
-            skipped.append({"image": p.name, "reason": str(e)})
-    if not pictures:
+    skipped = []
+    photos = pictures(folder, limit, skipped)
+    if not photos:
         raise AedgeError(f"no image of {folder} could be read ({skipped[0]['reason']})")
     ssim = _ssim()
     codec = registry.load(model=model, variant=variant)
@@ -103,7 +120,7 @@ def run(folder, qualities=None, codecs=("jpeg", "webp", "avif"), limit=None, var
     for fmt in codecs:
         configs += [(fmt, q, *_pillow_codec(fmt, q), None) for q in QUALITIES[fmt]]
     records = []
-    steps = [(c, p) for c in configs for p in pictures]
+    steps = [(c, p) for c in configs for p in photos]
     with click.progressbar(steps, label="benchmarking", file=progress) as bar:
         warmed, failed = set(), set()
         for (name, q, encode, decode, timed), (image_name, array) in bar:

@@ -326,3 +326,40 @@ def bench_command(folder, output, qualities, model, codecs, limit, variant):
         atomic_write(out / "bench.md", table.encode(), force=True)
         click.echo(table)
     _guard(work)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", default="report.html", show_default=True,
+              type=click.Path(dir_okay=False), help="The HTML file to write (- for stdout).")
+@click.option("-q", "--quality", "qualities", type=click.IntRange(1, 100), multiple=True,
+              help="aedge qualities to run (repeatable; default: as aedge bench).")
+@click.option("--model", type=click.Path(dir_okay=False), help="Report on this .aem model file.")
+@click.option("--codec", "codecs", type=click.Choice(sorted(bench.QUALITIES)), multiple=True,
+              help="Codecs to compare with (repeatable; default: all).")
+@click.option("--limit", type=click.IntRange(1), help="Only the first N images.")
+@click.option("--crops", type=click.IntRange(0), default=3, show_default=True,
+              help="Images shown as side-by-side details.")
+@click.option("--crop-quality", type=click.IntRange(1, 100), default=30, show_default=True,
+              help="aedge's quality in the details; the other codecs match its file size.")
+@click.option("--published", is_flag=True,
+              help="Also plot CompressAI's published Kodak points (meaningful on Kodak only).")
+@variant_options
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing report.")
+def report(folder, output, qualities, model, codecs, limit, crops, crop_quality, published,
+           variant, force):
+    """One self-contained HTML page: rate-distortion plots against JPEG, WebP and AVIF, the
+    same detail from each codec at about the same size, per-image tables."""
+    from aedge import report as report_module
+
+    def work():
+        page, _ = report_module.build(folder, qualities or None,
+                                      codecs or tuple(bench.QUALITIES), limit, variant, model,
+                                      published, crops, progress=sys.stderr,
+                                      crop_quality=crop_quality)
+        if output == STDIO:
+            sys.stdout.write(page)
+        else:
+            atomic_write(output, page.encode(), force)
+            click.echo(f"wrote {output}", err=True)
+    _guard(work)
