@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from aedge.bitstream import MAX_PIXELS
 from aedge.errors import AedgeError
+from aedge.interpreter import quiet_stderr
 
 # Formats Pillow names differently from their usual suffix.
 _SAVE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
@@ -33,7 +34,7 @@ def load(data, name="image", frame=None):
     the picture as viewers show it."""
     notes = []
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), quiet_stderr():
             # Other warnings (odd EXIF, ...) are not the user's problem and would break the
             # one-line error promise.
             warnings.simplefilter("ignore")

@@ -24,8 +24,9 @@ def _interpreter_class():
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
-    """LiteRT's C++ side prints an INFO line per interpreter straight to file descriptor 2."""
+def quiet_stderr():
+    """C libraries that print straight to file descriptor 2 (LiteRT an INFO line per
+    interpreter, libtiff its warnings) would break the one-line error promise."""
     try:
         saved = os.dup(2)
     except OSError:
@@ -45,7 +46,7 @@ class Network:
         cls = _interpreter_class()
         self.name = name
         try:
-            with _quiet_stderr():
+            with quiet_stderr():
                 self._interpreter = cls(model_content=flatbuffer, num_threads=threads)
             inputs = self._interpreter.get_input_details()
             outputs = self._interpreter.get_output_details()
@@ -64,7 +65,7 @@ class Network:
             if x.shape != self._shape:
                 self._shape = None
                 self._interpreter.resize_tensor_input(self._input, x.shape, strict=False)
-                with _quiet_stderr():
+                with quiet_stderr():
                     self._interpreter.allocate_tensors()
                 self._shape = x.shape
             self._interpreter.set_tensor(self._input, np.ascontiguousarray(x, np.float32))
