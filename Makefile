@@ -8,9 +8,11 @@ KODAK ?= ../shared/data/kodak
 RUNS ?= runs
 MINUTES ?= 60
 WEIGHTS ?= $(RUNS)/hyper/weights.npz
+ARCH ?= hyper
+PAPER_MINUTES ?=
 DEMO ?= demo-output
 
-.PHONY: demo setup setup-runtime test train train-keras quantize bench report bench-memory bench-variants cards check-arm64 golden clean
+.PHONY: demo setup setup-runtime test train paper train-keras quantize bench report bench-memory bench-variants cards check-arm64 golden clean
 
 demo: setup-runtime  ## set up, then compress and decompress the sample image
 	mkdir -p $(DEMO)
@@ -41,9 +43,19 @@ test: setup-runtime setup  ## runtime tests without TensorFlow, then the trainin
 # The shipped model's recipe: JAX, warm-started from models/hyper (the shipped weights).
 # Run it again to go on training:
 # it resumes where it stopped, for another $(MINUTES) minutes.
-train: setup $(RUNS)/pack/pack.json  ## train (or go on training) the model under $(RUNS)/hyper
+train: setup $(if $(filter paper-%,$(ARCH)),,$(RUNS)/pack/pack.json)  ## train (or go on training) the model under $(RUNS)/hyper; ARCH=paper-3/5/7/10: the seed paper's autoencoders
+ifneq ($(filter paper-%,$(ARCH)),)
+	$(VENV)/bin/python -m aedge.train.paper --arch $(ARCH) --data $(DATA) -o $(RUNS)/$(ARCH) \
+	  $(if $(PAPER_MINUTES),--minutes $(PAPER_MINUTES))
+else
 	$(VENV)/bin/python -m aedge.train.jax_train $(RUNS)/pack -o $(RUNS)/hyper --val $(DATA) \
 	  --init-from models/hyper/weights.npz --minutes $(MINUTES)
+endif
+
+# The seed paper's Table 1 and Figure 14: train the four first (make train ARCH=paper-3 ...).
+paper: setup  ## the paper's table and figure: paper-3/5/7/10 against JPEG and aedge on 128x128 Kodak crops
+	$(VENV)/bin/python -m aedge.train.paper_eval $(KODAK) --runs $(RUNS) --train-data $(DATA) \
+	  -o bench-results/paper
 
 # The hyperprior alone (h_a, h_s, z's density) fitted to the shipped g_a, on cached latents:
 # the phase that taught h_s to read z on a CPU. Its weights.npz exports (make quantize
