@@ -242,3 +242,10 @@ def test_max_bytes_finds_the_best_quality_that_fits(codec, robin):
         codec.compress(robin, max_bytes=sizes[1] - 1)
     with pytest.raises(AedgeError, match="not both"):
         codec.compress(robin, 50, max_bytes=10**6)
+
+
+def test_max_bytes_on_an_image_of_several_tiles(codec):
+    image = synthetic(150, 1100, seed=5)
+    limit = len(codec.compress(image, 60)) + 1
+    data = codec.compress(image, max_bytes=limit)
+    assert len(data) <= limit and data[22] >= 60
