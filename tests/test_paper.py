@@ -56,6 +56,8 @@ def test_a_tiny_training_run_without_vgg(tmp_path, monkeypatch):
     photos.mkdir()
     for i in range(12):
         Image.fromarray(synthetic(140, 150, seed=i)).save(photos / f"p{i:02d}.png")
+    with pytest.raises(paper.PaperError, match="VGG16"):  # asked for explicitly: no silent 0
+        paper.train("paper-3", photos, tmp_path / "run", (0.2, 0.4, 0.4), epochs=1, batch=4)
     record = paper.train("paper-3", photos, tmp_path / "run", epochs=2, batch=4)
     assert record["epochs_run"] == 2 and record["loss_weights"] == (0.0, 0.5, 0.5)
     assert "perceptual weight 0" in record["note"]

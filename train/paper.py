@@ -151,15 +151,19 @@ def crops(files, count_per_file=1, seed=0, centre=False):
     return np.stack(out).astype(np.float32) / 255.0
 
 
-def train(arch, data, out, weights=LOSS_WEIGHTS, vgg=None, epochs=40, batch=64, patience=3,
+def train(arch, data, out, weights=None, vgg=None, epochs=40, batch=64, patience=3,
           max_images=None, minutes=None, seed=0):
+    """weights None: the defaults, the perceptual one dropped (and said so) where no VGG16
+    weights exist; weights given: exactly those, a perceptual one needing the VGG16 file."""
     import tensorflow as tf
     from aedge.train.files import find_images, split
     vgg_path = vgg_weights_path(vgg)
     note = None
-    if weights[0] > 0 and vgg_path is None and vgg is None:
-        rest = weights[1] + weights[2]
-        weights = (0.0, weights[1] / rest, weights[2] / rest)
+    if weights is None:
+        weights = LOSS_WEIGHTS
+        if vgg_path is None:
+            rest = weights[1] + weights[2]
+            weights = (0.0, weights[1] / rest, weights[2] / rest)
         note = (f"no VGG16 weights ({VGG_FILE}) on this machine: perceptual weight 0, "
                 f"SSIM and MSE weights renormalised to {weights[1]:.3g} and {weights[2]:.3g}")
         print(note)
@@ -220,8 +224,10 @@ def main(argv=None):
     parser.add_argument("--arch", default="paper-3", choices=sorted(ARCHS))
     parser.add_argument("--data", required=True, help="a folder of photos")
     parser.add_argument("-o", "--out", required=True)
-    parser.add_argument("--loss-weights", default=",".join(map(str, LOSS_WEIGHTS)),
-                        help="a,b,c: perceptual, SSIM and MSE weights, summing to 1")
+    parser.add_argument("--loss-weights",
+                        help="a,b,c: perceptual, SSIM and MSE weights, summing to 1 (default "
+                             f"{','.join(map(str, LOSS_WEIGHTS))}, the perceptual one at 0 "
+                             "where no VGG16 weights exist)")
     parser.add_argument("--vgg-weights", help=f"VGG16 ImageNet weights ({VGG_FILE})")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch", type=int, default=64)
@@ -230,7 +236,8 @@ def main(argv=None):
     parser.add_argument("--minutes", type=float, help="stop after the epoch past this budget")
     args = parser.parse_args(argv)
     try:
-        record = train(args.arch, args.data, args.out, loss_weights(args.loss_weights),
+        weights = loss_weights(args.loss_weights) if args.loss_weights else None
+        record = train(args.arch, args.data, args.out, weights,
                        args.vgg_weights, args.epochs, args.batch, args.patience,
                        args.max_images, args.minutes)
     except (PaperError, FileNotFoundError) as e:

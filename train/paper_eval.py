@@ -170,6 +170,11 @@ def table(report):
             f"{j['ssim']:.3f} | {j['cr']:.2f} | {j['ms']:.2f} | {o['quality']} | "
             f"{o['psnr']:.2f} | {o['ssim']:.3f} | {o['cr']:.2f} | {o['ms']:.1f} | "
             f"{published} |")
+    notes = {r["training"]["note"] for r in report["results"] if r["training"]["note"]}
+    weights = {tuple(r["training"]["loss_weights"]) for r in report["results"]}
+    lines += ["", "Loss weights (perceptual, SSIM, MSE): " +
+              "; ".join(", ".join(f"{w:.3g}" for w in ws) for ws in sorted(weights)) + "."]
+    lines += [f"{n[0].upper()}{n[1:]}." for n in sorted(notes)]
     return "\n".join(lines) + "\n"
 
 
