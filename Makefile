@@ -55,7 +55,7 @@ endif
 # The seed paper's Table 1 and Figure 14: train the four first (make train ARCH=paper-3 ...).
 paper: setup  ## the paper's table and figure: paper-3/5/7/10 against JPEG and aedge on 128x128 Kodak crops
 	$(VENV)/bin/python -m aedge.train.paper_eval $(KODAK) --runs $(RUNS) --train-data $(DATA) \
-	  -o bench-results/paper
+	  -o bench-results/paper --readme README.md
 
 # The hyperprior alone (h_a, h_s, z's density) fitted to the shipped g_a, on cached latents:
 # the phase that taught h_s to read z on a CPU. Its weights.npz exports (make quantize

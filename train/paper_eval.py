@@ -35,6 +35,7 @@ PUBLISHED = {"paper-3": {"ssim": 0.97, "psnr": 27.09, "cr": 1.11, "jpeg_psnr": 4
              "paper-5": {"ssim": 0.93, "psnr": 25.78, "cr": 1.18, "jpeg_psnr": 36.37},
              "paper-7": {"ssim": 0.85}, "paper-10": {"ssim": 0.80}}
 RAW_BYTES = paper.SIZE * paper.SIZE * 3
+MARKERS = ("<!-- paper:start -->", "<!-- paper:end -->")
 LEVELS = 256
 
 
@@ -209,6 +210,8 @@ def main(argv=None):
     parser.add_argument("--runs", default="runs", help="where runs/paper-N were trained")
     parser.add_argument("--train-data", required=True, help="photos for the latent tables")
     parser.add_argument("-o", "--out", default="bench-results/paper")
+    parser.add_argument("--readme", help="put the table and figure between this file's paper "
+                                         "markers")
     args = parser.parse_args(argv)
     report = evaluate(args.folder, args.runs, args.train_data)
     out = Path(args.out)
@@ -217,6 +220,13 @@ def main(argv=None):
     (out / "table.md").write_text(table(report))
     figure(report, out / "figure.png")
     print(table(report))
+    if args.readme:
+        readme = Path(args.readme)
+        head, rest = readme.read_text().split(MARKERS[0], 1)
+        tail = rest.split(MARKERS[1], 1)[1]
+        readme.write_text(f"{head}{MARKERS[0]}\n{table(report)}\n"
+                          f"![the paper's Figure 14, remade]({out / 'figure.png'})\n"
+                          f"{MARKERS[1]}{tail}")
 
 
 if __name__ == "__main__":
