@@ -188,6 +188,7 @@ def train(arch, data, out, weights=None, vgg=None, epochs=40, batch=64, patience
               "vgg16": str(vgg_path) if vgg_path else None, "note": note,
               "train_crops": len(x_train), "val_crops": len(x_val), "batch": batch,
               "epochs_asked": epochs, "epochs_run": len(history.history["loss"]),
+              "patience": patience, "minutes": minutes,
               "stopped_early": len(history.history["loss"]) < epochs,
               "best_val_loss": float(min(history.history["val_loss"])),
               "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},

@@ -146,12 +146,22 @@ def evaluate(folder, runs, train_data, archs=tuple(PAIRS), train_crops=300):
             low, high = (middle, high) if aedge_at(middle)[0] <= ae["psnr"] else (low, middle)
         q = min((low, high), key=lambda v: abs(aedge_at(v)[0] - ae["psnr"]))
         ours = dict(zip(("psnr", "ssim", "cr", "ms"), map(float, aedge_at(q))), quality=q)
-        results.append({"arch": arch, "training": {k: record[k] for k in (
+        results.append({"arch": arch, "training": {**{k: record[k] for k in (
             "epochs_run", "epochs_asked", "stopped_early", "train_crops", "loss_weights",
-            "note", "seconds", "parameters", "best_val_loss")},
+            "note", "seconds", "parameters", "best_val_loss")}, "stopped_by": _stop(record)},
             "autoencoder": ae, "jpeg": {**jpeg, "quality": jq}, "aedge": ours,
             "published": PUBLISHED[arch]})
     return {"folder": str(folder), "crops": len(crops), "results": results}
+
+
+def _stop(record):
+    """Why training ended before its epochs: EarlyStopping (no better validation loss for
+    `patience` epochs) or the time budget."""
+    if not record["stopped_early"]:
+        return None
+    losses = record["history"]["val_loss"]
+    idle = len(losses) - 1 - int(np.argmin(losses))
+    return "early stop" if idle >= record.get("patience", 3) else "time budget"
 
 
 def table(report):
@@ -164,8 +174,9 @@ def table(report):
     for r in report["results"]:
         a, j, o, t, p = r["autoencoder"], r["jpeg"], r["aedge"], r["training"], r["published"]
         published = ", ".join(str(p[k]) for k in ("ssim", "psnr", "cr") if k in p)
+        epochs = str(t["epochs_run"]) + (f" ({t['stopped_by']})" if t["stopped_by"] else "")
         lines.append(
-            f"| {r['arch']} | {t['epochs_run']}{' (stopped)' if t['stopped_early'] else ''} | "
+            f"| {r['arch']} | {epochs} | "
             f"{a['psnr']:.2f} | {a['ssim']:.3f} | {a['cr_float']:.2f} | {a['cr_coded']:.2f} "
             f"({a['psnr_coded']:.2f} dB) | {a['ms']:.1f} | {j['quality']} | {j['psnr']:.2f} | "
             f"{j['ssim']:.3f} | {j['cr']:.2f} | {j['ms']:.2f} | {o['quality']} | "
