@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from aedge import metrics, rans
+from aedge.optimize.cards import replace_between
 from aedge.train import paper
 from aedge.train.files import find_images
 
@@ -232,12 +233,8 @@ def main(argv=None):
     figure(report, out / "figure.png")
     print(table(report))
     if args.readme:
-        readme = Path(args.readme)
-        head, rest = readme.read_text().split(MARKERS[0], 1)
-        tail = rest.split(MARKERS[1], 1)[1]
-        readme.write_text(f"{head}{MARKERS[0]}\n{table(report)}\n"
-                          f"![the paper's Figure 14, remade]({out / 'figure.png'})\n"
-                          f"{MARKERS[1]}{tail}")
+        replace_between(Path(args.readme), MARKERS, f"{table(report)}\n![the paper's Figure "
+                        f"14, remade]({out / 'figure.png'})\n")
 
 
 if __name__ == "__main__":

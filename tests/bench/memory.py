@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 import aedge
+from aedge.optimize.cards import replace_between
 from aedge import bitstream, codec as codec_module, metrics, modelfile, tiles
 
 
@@ -170,11 +171,8 @@ def main():
     (out / "memory.md").write_text(markdown(report))
     print(markdown(report))
     if args.readme:
-        readme = Path(args.readme)
-        head, rest = readme.read_text().split(MARKERS[0], 1)
-        tail = rest.split(MARKERS[1], 1)[1]
-        readme.write_text(f"{head}{MARKERS[0]}\nMeasured with `make bench-memory` "
-                          f"(`tests/bench/memory.py`):\n\n{markdown(report)}{MARKERS[1]}{tail}")
+        replace_between(Path(args.readme), MARKERS, "Measured with `make bench-memory` "
+                        f"(`tests/bench/memory.py`):\n\n{markdown(report)}")
 
 
 if __name__ == "__main__":
