@@ -16,6 +16,7 @@ VERSION = 3
 OLD_VERSIONS = {1: "0.1", 2: "0.2"}
 MODES = {0: "RGB", 1: "L"}  # L: a greyscale image, coded as RGB and given back as greyscale
 STRIDE = 16  # pixels per latent of y
+HYPER_STRIDE = 64  # pixels per position of z
 TILE = 64  # latents of y per tile side; z tiles are TILE / 4 on a side
 # Beyond this, refuse (files and images alike): time, not memory, is what limits size.
 MAX_PIXELS = 40_000_000
@@ -102,8 +103,8 @@ def parse_header(data):
 def parse(data):
     """File(header, tiles, alpha, icc). Every length is checked against the file's size, and
     the CRC, before anything is allocated from the header: the header is a claim."""
-    data = memoryview(bytes(data)) if not isinstance(data, (bytes, memoryview)) else \
-        memoryview(data)
+    # Sections are views of the file, not copies of it.
+    data = memoryview(data if isinstance(data, (bytes, memoryview)) else bytes(data))
     header = parse_header(data)
     alpha_size, icc_size = _HEADER.unpack_from(data)[-2:]
     rows, cols = tile_grid(header.height, header.width)

@@ -93,8 +93,7 @@ def _run_all(pairs, work, label):
         for source, target in bar:
             try:
                 work(source, target, None if show_bar else _tile_progress(label))
-            except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt,
-                    BrokenPipeError):
+            except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
                 raise
             except Exception as e:
                 failures += 1

@@ -19,18 +19,18 @@ import time
 import numpy as np
 
 from aedge import bitstream, hyper, modelfile, tiles
-from aedge.bitstream import MAX_PIXELS, STRIDE, TILE
+from aedge.bitstream import HYPER_STRIDE, MAX_PIXELS, STRIDE
 from aedge.entropy_models import EntropyBottleneck, GaussianConditional
 from aedge.errors import AedgeError
 from aedge.interpreter import Network
 
-HYPER_STRIDE = 64
-Z_TILE = TILE * STRIDE // HYPER_STRIDE
 # How far each network reaches, in latents of its input (y for g_a's output, h_a's input and
 # g_s's input; z for h_s): g_a's receptive field spans 15 pixels before a latent's 16 and 30
 # after; h_a reaches 4 latents of y before a z and 7 after (8 keeps blocks on z's grid);
 # g_s's pixels depend on y within 2 latents; h_s's output within 3 positions of z.
 G_A_MARGIN, H_A_MARGIN, G_S_MARGIN, H_S_MARGIN = 2, 8, 2, 3
+# A size target's binary search: quality 1, then one try per halving of the qualities.
+_FIT_TRIES = 1 + (modelfile.QUALITIES - 1).bit_length()
 
 
 class Codec:
@@ -101,8 +101,7 @@ class Codec:
     def _fit(self, rgb, mode, sections, max_bytes, progress):
         """Binary search over the qualities: files grow with quality. A one-tile image keeps
         its y and z between tries, the networks not depending on the quality."""
-        single = bitstream.tile_grid(*rgb.shape[:2]) == (1, 1)
-        kept = {} if single else None
+        kept = {} if bitstream.tile_grid(*rgb.shape[:2]) == (1, 1) else None
         tries = {}
 
         def size(quality):
@@ -120,17 +119,14 @@ class Codec:
             else:
                 high = middle - 1
             if progress:
-                progress(len(tries), 8)
+                progress(len(tries), _FIT_TRIES)
         return tries[low]
 
     def _encode(self, rgb, mode, quality, sections, progress, kept=None):
         height, width = rgb.shape[:2]
         gains = self._gains(quality)
-        ly, lx = bitstream.latent_shape(height, width)
-        lzy, lzx = bitstream.latent_shape(height, width, HYPER_STRIDE)
-        rows, cols = bitstream.tile_grid(height, width)
+        grid = tiles.Grid(height, width)
         clock = _Clock()
-        shape = (ly, lx, lzy, lzx)
 
         def cached(name, make):
             if kept is None:
@@ -138,35 +134,32 @@ class Codec:
             return lambda i, j: kept[name, i, j] if (name, i, j) in kept else \
                 kept.setdefault((name, i, j), make(i, j))
 
-        analysis = cached("y", lambda i, j: self._analysis(rgb, _bounds(i, j, TILE, ly, lx),
-                                                           ly, lx, clock))
-        y_tiles = tiles.Window(analysis, rows, cols, lag=1)
-        hyper_analysis = cached("z", lambda i, j: self._hyper_analysis(y_tiles, i, j, shape,
-                                                                       clock))
-        z_tiles = tiles.Window(lambda i, j: np.rint(hyper_analysis(i, j) * gains["gain_z"])
-                               .astype(np.int64), rows, cols)
+        y_tiles = grid.window(cached("y", lambda i, j: self._analysis(
+            rgb, grid.y_bounds(i, j), grid.y, clock)), lag=1)
+        z_floats = cached("z", lambda i, j: self._hyper_analysis(y_tiles, grid, i, j, clock))
+        z_tiles = grid.window(lambda i, j: np.rint(z_floats(i, j) * gains["gain_z"])
+                              .astype(np.int64))
         coded = []
-        for i in range(rows):
-            for j in range(cols):
-                mean, index = self._tile_hyper(z_tiles, i, j, quality, shape, clock)
-                q = np.rint(y_tiles(i, j) * gains["gain_y"] - mean).astype(np.int64)
-                with clock("entropy"):
-                    coded.append({"z": self.z_model.compress(z_tiles(i, j)),
-                                  "y": self.y_model.compress(q, index)})
-                y_tiles.done(i, j)
-                z_tiles.done(i, j)
-                if progress:
-                    progress(i * cols + j + 1, rows * cols)
+        for i, j in grid.steps():
+            mean, index = self._tile_hyper(z_tiles, grid, i, j, quality, clock)
+            q = np.rint(y_tiles(i, j) * gains["gain_y"] - mean).astype(np.int64)
+            with clock("entropy"):
+                coded.append({"z": self.z_model.compress(z_tiles(i, j)),
+                              "y": self.y_model.compress(q, index)})
+            y_tiles.done(i, j)
+            z_tiles.done(i, j)
+            if progress:
+                progress(len(coded), grid.rows * grid.cols)
         self.timings = clock.spent
         header = bitstream.Header(self.identity, width, height, mode, quality)
         return bitstream.pack(header, coded, *sections)
 
-    def _analysis(self, rgb, region, ly, lx, clock):
+    def _analysis(self, rgb, region, shape, clock):
         """y over a region of latents, block by block, each with its margin."""
         r0, r1, c0, c1 = region
         out = np.empty((r1 - r0, c1 - c0, self.m), np.float32)
         for a, b, c, d in tiles.blocks(r0, r1, c0, c1, tiles.BLOCK):
-            g = tiles.grown(a, b, c, d, G_A_MARGIN, ly, lx)
+            g = tiles.grown(a, b, c, d, G_A_MARGIN, *shape)
             x = _pixels(rgb, *(STRIDE * v for v in g))
             with clock("networks"):
                 y = self._network("g_a")(x[None])[0]
@@ -175,15 +168,14 @@ class Codec:
             raise AedgeError(f"the encoder network of {self.model.name} gave non-finite values")
         return out
 
-    def _hyper_analysis(self, y_tiles, i, j, shape, clock):
+    def _hyper_analysis(self, y_tiles, grid, i, j, clock):
         """z of tile (i, j), before its gain: h_a block by block, reaching into the
         neighbouring tiles' y."""
-        ly, lx, lzy, lzx = shape
-        a0, a1, b0, b1 = _bounds(i, j, Z_TILE, lzy, lzx)
+        a0, a1, b0, b1 = grid.z_bounds(i, j)
         out = np.empty((a1 - a0, b1 - b0, self.z_channels), np.float32)
         for p0, p1, q0, q1 in tiles.blocks(a0, a1, b0, b1, tiles.H_A_BLOCK):
-            g = tiles.grown(4 * p0, 4 * p1, 4 * q0, 4 * q1, H_A_MARGIN, ly, lx)
-            y = tiles.gather(y_tiles, TILE, *g)
+            g = tiles.grown(4 * p0, 4 * p1, 4 * q0, 4 * q1, H_A_MARGIN, *grid.y)
+            y = tiles.gather(y_tiles, grid.tile, *g)
             with clock("networks"):
                 z = self._network("h_a")(y[None])[0]
             out[p0 - a0:p1 - a0, q0 - b0:q1 - b0] = \
@@ -192,12 +184,11 @@ class Codec:
             raise AedgeError(f"the encoder network of {self.model.name} gave non-finite values")
         return out
 
-    def _tile_hyper(self, z_tile, i, j, quality, shape, clock):
+    def _tile_hyper(self, z_tiles, grid, i, j, quality, clock):
         """Mean and scale index of tile (i, j)'s y, from the z_q tiles around it."""
-        ly, lx, lzy, lzx = shape
-        r0, r1, c0, c1 = _bounds(i, j, TILE, ly, lx)
-        g = tiles.grown(*_bounds(i, j, Z_TILE, lzy, lzx), H_S_MARGIN, lzy, lzx)
-        z_q = tiles.gather(z_tile, Z_TILE, *g)
+        r0, r1, c0, c1 = grid.y_bounds(i, j)
+        g = tiles.grown(*grid.z_bounds(i, j), H_S_MARGIN, *grid.z)
+        z_q = tiles.gather(z_tiles, grid.z_tile, *g)
         with clock("h_s"):
             mean, index = self._hyper(z_q, quality)
         top, left = r0 - 4 * g[0], c0 - 4 * g[2]
@@ -235,24 +226,23 @@ class Codec:
         header = file.header
         height, width = header.height, header.width
         gains = self._gains(header.quality)
-        ly, lx = bitstream.latent_shape(height, width)
-        lzy, lzx = bitstream.latent_shape(height, width, HYPER_STRIDE)
-        rows, cols = bitstream.tile_grid(height, width)
+        grid = tiles.Grid(height, width)
         clock = _Clock()
-        zwin = tiles.Window(lambda i, j: self._z_tile(file, i, j, clock), rows, cols, lag=1)
+        z_tiles = grid.window(lambda i, j: self._z_tile(file, grid, i, j, clock), lag=1)
 
         def y_hat_tile(i, j):
-            index, q, mean = self._y_tile(file, zwin, i, j, clock)
+            index, q, mean = self._y_tile(file, grid, z_tiles, i, j, clock)
             return ((q + mean) * gains["gain_y_inverse"]).astype(np.float32)
 
-        ywin = tiles.Window(y_hat_tile, rows, cols)
-        for i in range(rows):
-            top = i * TILE * STRIDE
-            band = np.empty((min(height - top, TILE * STRIDE), width, 3), np.uint8)
-            for j in range(cols):
-                for a, b, c, d in tiles.blocks(*_bounds(i, j, TILE, ly, lx), tiles.BLOCK):
-                    g = tiles.grown(a, b, c, d, G_S_MARGIN, ly, lx)
-                    y_hat = tiles.gather(ywin, TILE, *g)
+        y_tiles = grid.window(y_hat_tile)
+        band_height = grid.tile * STRIDE
+        for i in range(grid.rows):
+            top = i * band_height
+            band = np.empty((min(height - top, band_height), width, 3), np.uint8)
+            for j in range(grid.cols):
+                for a, b, c, d in tiles.blocks(*grid.y_bounds(i, j), tiles.BLOCK):
+                    g = tiles.grown(a, b, c, d, G_S_MARGIN, *grid.y)
+                    y_hat = tiles.gather(y_tiles, grid.tile, *g)
                     with clock("networks"):
                         x = self._network("g_s")(y_hat[None])[0]
                         x = x[STRIDE * (a - g[0]):STRIDE * (b - g[0]),
@@ -261,50 +251,44 @@ class Codec:
                             raise AedgeError(f"the decoder network of {self.model.name} gave "
                                              "non-finite values")
                         x = np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)
-                        r, c_ = STRIDE * a - top, STRIDE * c
-                        band[r:r + x.shape[0], c_:c_ + x.shape[1]] = \
-                            x[:band.shape[0] - r, :width - c_]
-                ywin.done(i, j)
-                zwin.done(i, j)
+                        row, col = STRIDE * a - top, STRIDE * c
+                        band[row:row + x.shape[0], col:col + x.shape[1]] = \
+                            x[:band.shape[0] - row, :width - col]
+                y_tiles.done(i, j)
+                z_tiles.done(i, j)
                 if progress:
-                    progress(i * cols + j + 1, rows * cols)
+                    progress(i * grid.cols + j + 1, grid.rows * grid.cols)
             self.timings = clock.spent
             yield top, _layout(band, header.mode, alpha, top)
 
-    def _z_tile(self, file, i, j, clock):
-        header = file.header
-        lzy, lzx = bitstream.latent_shape(header.height, header.width, HYPER_STRIDE)
-        cols = bitstream.tile_grid(header.height, header.width)[1]
-        a0, a1, b0, b1 = _bounds(i, j, Z_TILE, lzy, lzx)
+    def _z_tile(self, file, grid, i, j, clock):
+        a0, a1, b0, b1 = grid.z_bounds(i, j)
         with clock("entropy"):
-            return self.z_model.decompress(file.tiles[i * cols + j]["z"], (a1 - a0, b1 - b0))
+            return self.z_model.decompress(file.tiles[i * grid.cols + j]["z"],
+                                           (a1 - a0, b1 - b0))
 
-    def _y_tile(self, file, zwin, i, j, clock):
+    def _y_tile(self, file, grid, z_tiles, i, j, clock):
         """(scale index, q, mean) of tile (i, j)."""
-        header = file.header
-        ly, lx = bitstream.latent_shape(header.height, header.width)
-        lzy, lzx = bitstream.latent_shape(header.height, header.width, HYPER_STRIDE)
-        cols = bitstream.tile_grid(header.height, header.width)[1]
-        mean, index = self._tile_hyper(zwin, i, j, header.quality, (ly, lx, lzy, lzx), clock)
+        mean, index = self._tile_hyper(z_tiles, grid, i, j, file.header.quality, clock)
         with clock("entropy"):
-            q = self.y_model.decompress(file.tiles[i * cols + j]["y"], index)
+            q = self.y_model.decompress(file.tiles[i * grid.cols + j]["y"], index)
         return index, q, mean
 
     def latents(self, data):
         """(z_q, scale indexes, q) of the whole image: the integers a file decodes to,
         without the networks."""
         file = self._parse(data)
-        header = file.header
-        rows, cols = bitstream.tile_grid(header.height, header.width)
+        grid = tiles.Grid(file.header.height, file.header.width)
         clock = _Clock()
-        zwin = tiles.Window(lambda i, j: self._z_tile(file, i, j, clock), rows, cols)
-        parts = [[self._y_tile(file, zwin, i, j, clock)[:2] for j in range(cols)]
-                 for i in range(rows)]
-        z_q = np.concatenate([np.concatenate([zwin(i, j) for j in range(cols)], axis=1)
-                              for i in range(rows)])
-        index, q = (np.concatenate([np.concatenate([p[k] for p in row], axis=1) for row in parts])
-                    for k in (0, 1))
-        return z_q, index, q
+        z_tiles = grid.window(lambda i, j: self._z_tile(file, grid, i, j, clock))
+
+        def whole(part):
+            return np.concatenate([np.concatenate([part(i, j) for j in range(grid.cols)], axis=1)
+                                   for i in range(grid.rows)])
+        y_parts = {(i, j): self._y_tile(file, grid, z_tiles, i, j, clock)[:2]
+                   for i, j in grid.steps()}
+        return (whole(z_tiles), whole(lambda i, j: y_parts[i, j][0]),
+                whole(lambda i, j: y_parts[i, j][1]))
 
     def _parse(self, data):
         file = bitstream.parse(data)
@@ -326,11 +310,6 @@ class Codec:
             raise AedgeError(f"quality must be an integer from 1 to {modelfile.QUALITIES}, "
                              f"not {quality!r}")
         return int(quality)
-
-
-def _bounds(i, j, size, rows, cols):
-    """Rows and columns of tile (i, j) of a grid of size x size tiles over rows x cols."""
-    return i * size, min((i + 1) * size, rows), j * size, min((j + 1) * size, cols)
 
 
 def _pixels(rgb, y0, y1, x0, x1):

@@ -29,7 +29,7 @@ def build(folder, qualities=None, codecs=("jpeg", "webp", "avif"), limit=None, v
     codec = registry.load(model=model, variant=variant)
     pictures = bench.pictures(folder, min(limit or crops, crops))
     details = [_details(name, array, codec, codecs, crop_quality) for name, array in pictures]
-    return _page(report, details, published, codecs, crop_quality), report
+    return _page(report, details, published, crop_quality), report
 
 
 def _details(name, array, codec, codecs, quality):
@@ -151,11 +151,11 @@ def _ticks(low, high, count=6):
     return np.arange(np.ceil(low / step) * step, high + 1e-9, step)
 
 
-def _page(report, details, published, codecs, crop_quality):
+def _page(report, details, published, crop_quality):
     curves = {}
     for s in report["summary"]:
         curves.setdefault(s["codec"], []).append(s)
-    refs = {k: v for k, v in bench.PUBLISHED.items()} if published else None
+    refs = bench.PUBLISHED if published else None
     fmt = lambda v, spec: "" if v is None else format(v, spec)
     esc = html.escape
     versions = ", ".join(f"{p} {_version(p)}" for p in ("aedge", "ai-edge-litert", "numpy",

@@ -11,12 +11,43 @@ scales per call, so there blocks are a little better than one call (README, "Lar
 """
 import numpy as np
 
+from aedge import bitstream
+
 # Measured on Kodak with the int8-dynamic networks, blocks of 16 against one call per image:
 # 0.03 to 0.17 dB more PSNR at the same size, and 5 ms faster; blocks of 8 gain up to 0.28 dB
 # but cost 20 ms more. LiteRT's peak memory grows faster than a block's area (g_a: 62 MB at
 # 16, 99 MB at 24, 169 MB at 32). Both divide bitstream.TILE, so blocks never straddle tiles.
 BLOCK = 16
 H_A_BLOCK = 4
+
+
+class Grid:
+    """Where the latents and the tiles of an image of this size lie."""
+
+    def __init__(self, height, width):
+        self.y = bitstream.latent_shape(height, width)
+        self.z = bitstream.latent_shape(height, width, bitstream.HYPER_STRIDE)
+        self.rows, self.cols = bitstream.tile_grid(height, width)
+        self.tile = bitstream.TILE
+        self.z_tile = self.tile * bitstream.STRIDE // bitstream.HYPER_STRIDE
+
+    def steps(self):
+        """Every tile, in raster order (the order of the file's tile table)."""
+        return [(i, j) for i in range(self.rows) for j in range(self.cols)]
+
+    def y_bounds(self, i, j):
+        return _bounds(i, j, self.tile, *self.y)
+
+    def z_bounds(self, i, j):
+        return _bounds(i, j, self.z_tile, *self.z)
+
+    def window(self, make, lag=0):
+        return Window(make, self.rows, self.cols, lag)
+
+
+def _bounds(i, j, size, rows, cols):
+    """Rows and columns of tile (i, j) of a grid of size x size tiles over rows x cols."""
+    return i * size, min((i + 1) * size, rows), j * size, min((j + 1) * size, cols)
 
 
 def spans(lo, hi, size):

@@ -160,10 +160,8 @@ def test_version_1_model_files_are_refused_clearly(tmp_path):
 
 
 def _tiles_of(monkeypatch, size):
-    from aedge import bitstream, codec as codec_module
+    from aedge import bitstream
     monkeypatch.setattr(bitstream, "TILE", size)
-    monkeypatch.setattr(codec_module, "TILE", size)
-    monkeypatch.setattr(codec_module, "Z_TILE", size // 4)
 
 
 def _coded(codec, image):

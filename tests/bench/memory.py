@@ -22,7 +22,7 @@ from PIL import Image
 
 import aedge
 from aedge.optimize.cards import replace_between
-from aedge import bitstream, codec as codec_module, metrics, modelfile, tiles
+from aedge import bitstream, metrics, modelfile, tiles
 
 
 MARKERS = ("<!-- memory:start -->", "<!-- memory:end -->")
@@ -42,17 +42,14 @@ def pieces_against_whole(folder):
             for path in paths:
                 image = np.asarray(Image.open(path).convert("RGB"))
                 ours = codec.compress(image)
-                saved = (bitstream.TILE, codec_module.TILE, codec_module.Z_TILE, tiles.blocks)
+                saved = bitstream.TILE, tiles.blocks
                 try:
-                    if "TILE" in patch:
-                        bitstream.TILE = codec_module.TILE = patch["TILE"]
-                        codec_module.Z_TILE = patch["TILE"] // 4
+                    bitstream.TILE = patch.get("TILE", bitstream.TILE)
                     tiles.blocks = patch.get("blocks", tiles.blocks)
                     theirs = codec.compress(image)
                     their_latents, their_pixels = codec.latents(theirs), codec.decompress(theirs)
                 finally:
-                    (bitstream.TILE, codec_module.TILE, codec_module.Z_TILE,
-                     tiles.blocks) = saved
+                    bitstream.TILE, tiles.blocks = saved
                 pixels = codec.decompress(ours)
                 same_latents += all(np.array_equal(a, b) for a, b in
                                     zip(codec.latents(ours), their_latents))
@@ -89,14 +86,12 @@ def make_inputs(folder, out):
 
 
 def measured(command):
-    """(seconds, max resident MB) of a command in a fresh process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """(seconds, max resident MB) of a command run as a child. ru_maxrss of children is the
+    largest of them all, so memory is measured in a process of its own (--measure)."""
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest of them all: run the big ones last, or alone.
-    return seconds, max(peak, before) / 1024
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def large_images(folder, out):
