@@ -203,8 +203,20 @@ def _bd(reference, test, key):
         return None  # curves that do not overlap have no BD-rate
 
 
+def cpu_model():
+    """The CPU's name (platform.processor() is empty on Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _machine():
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    return {"cpu": cpu_model(), "cores": os.cpu_count(),
             "python": platform.python_version(), "pillow": Image.__version__,
             "system": platform.platform()}
 

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 import aedge
+from aedge.bench import cpu_model
 from aedge.optimize.cards import replace_between
 from aedge import bitstream, metrics, modelfile, tiles
 
@@ -157,7 +158,7 @@ def main():
     args = parser.parse_args()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"machine": f"{platform.processor() or platform.machine()}, "
+    report = {"machine": f"{cpu_model()}, "
                          f"{__import__('os').cpu_count()} cores, Python "
                          f"{platform.python_version()}",
               "pieces": pieces_against_whole(args.folder),
