@@ -3,6 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 LEAN ?= .venv-runtime
+TFLITE ?= .venv-tflite
 DATA ?= ../shared/data/train
 KODAK ?= ../shared/data/kodak
 RUNS ?= runs
@@ -11,8 +12,9 @@ WEIGHTS ?= $(RUNS)/hyper/weights.npz
 ARCH ?= hyper
 PAPER_MINUTES ?=
 DEMO ?= demo-output
+BUILD ?= build/quantize
 
-.PHONY: demo setup setup-runtime test train paper train-keras quantize bench report bench-memory bench-variants cards check-arm64 golden clean
+.PHONY: demo setup setup-runtime test train paper train-keras quantize variants export bench report bench-memory bench-variants cards check-arm64 golden clean
 
 demo: setup-runtime  ## set up, then compress and decompress the sample image
 	mkdir -p $(DEMO)
@@ -72,7 +74,31 @@ train-keras: setup  ## the same model with the Keras trainer (GPUs through Mirro
 	$(VENV)/bin/python -m aedge.train.train --data $(DATA) --out $(RUNS)/hyper-keras \
 	  --init-from models/hyper/weights.npz
 
-quantize: setup  ## export $(WEIGHTS) to build/aedge.aem (three TFLite variants, integer h_s, tables)
+# The optimization stage on the shipped weights: quantization-aware int8 networks, 50%- and
+# 75%-sparse models, the distilled fast model, each a model file under $(BUILD); models/ is
+# left alone (QUANTIZE_FLAGS=--ship, or cp $(BUILD)/aedge.aem models/, ships the chosen one).
+# Fine-tunes already done are reused. About an hour on two cores; QUANTIZE_FLAGS="--steps 300
+# --distill-steps 800" for a quick look.
+quantize: setup  ## build the device model variants (QAT int8, pruned, distilled) under $(BUILD)
+	$(VENV)/bin/python -m aedge.optimize models/hyper/weights.npz --base models/aedge.aem \
+	  --data $(DATA) -o $(BUILD) $(QUANTIZE_FLAGS)
+
+# Every variant through the CLI on Kodak: size, sparsity, MACs, rate-distortion, speed, and
+# whether tflite-runtime decodes the same pixels as ai-edge-litert.
+variants: setup-runtime $(TFLITE)/.installed  ## the variants table of the README, from $(BUILD)
+	$(LEAN)/bin/python -m aedge.optimize.report $(BUILD) --kodak $(KODAK) \
+	  --tflite-runtime $(TFLITE)/bin/python -o bench-results/variants --readme README.md
+
+# tflite-runtime, the interpreter older devices have: 2.14 is its last release, built against
+# numpy 1.
+$(TFLITE)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TFLITE)
+	$(TFLITE)/bin/pip install -q tflite-runtime==2.14.0 'numpy<2' pillow click
+	$(TFLITE)/bin/pip install -q --no-deps -e .
+	touch $@
+
+# Export weights to one model file (what models/aedge.aem was made with).
+export: setup  ## export $(WEIGHTS) to build/aedge.aem (three TFLite variants, integer h_s, tables)
 	mkdir -p build
 	$(VENV)/bin/python -m aedge.optimize.export $(WEIGHTS) --data $(DATA) \
 	  -o build/aedge.aem

@@ -45,7 +45,9 @@ def card(model, report):
     m = model.manifest
     t = m.get("training", {})
     lines = [f"# {m['name']}", "",
-             f"- File: `{model.path.name}`, identity `{model.identity.hex()}`",
+             f"- File: `{model.path.name}`, identity `{model.identity.hex()}`"
+             + "".join(f" (also decodes files naming `{h}`, aedge 0.3's identity of the same "
+                       "tables)" for h in m.get("also_decodes", [])),
              f"- Architecture: {m['architecture']} (Minnen et al. 2018) on the transforms of "
              f"Ballé et al. 2018: 4 strided 4x4 convolutions with GDN, mirrored by sub-pixel "
              f"convolutions with inverse GDN; {m['latent_channels']} latent channels at "
@@ -56,7 +58,9 @@ def card(model, report):
              f"{m['lambdas'][-1]}; qualities in between interpolate them; default quality "
              f"{m['default_quality']}",
              "- Networks (TFLite): int8-dynamic (int8 weights, activations quantized at run "
-             "time; the default), full-integer int8 (post-training quantized), float32", "",
+             "time; the default), full-integer int8 ("
+             + m.get("optimization", {}).get("int8", "post-training calibration")
+             + "), float32", "",
              "## Training",
              f"{t.get('steps')} steps, {t.get('gigapixels', 0):.2f} gigapixels of random crops, "
              "every crop at a random rate anchor:", *_calls(t), "", *_fit_lines(t),

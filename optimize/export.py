@@ -213,11 +213,9 @@ def integer_arrays(codec, positions):
     return arrays
 
 
-def export(weights, data_dir, name="aedge-hyperprior"):
-    """Returns (manifest, networks, arrays) ready for modelfile.write."""
-    codec = load_codec(weights)
-    positions, default_quality, quality_calibration = quality_positions(codec, data_dir)
-    images = calibration_images(data_dir)
+def networks(codec, images):
+    """{(part, variant): flatbuffer}: g_a, h_a and g_s of a Keras codec in every variant, the
+    int8 ones calibrated on `images` (and the latents and decodings they lead to)."""
     anchors = np.arange(len(images)) % len(codec.lambdas)
     latents = [codec.g_a(x).numpy() for x in images]
     decoded = []
@@ -227,12 +225,20 @@ def export(weights, data_dir, name="aedge-hyperprior"):
     parts = {"g_a": (codec.g_a, 3, images, [-1]),
              "h_a": (codec.h_a, arch.M_LATENT, latents, [0, -1]),
              "g_s": (codec.g_s, arch.M_LATENT, decoded, [0, -1])}
-    networks = {}
+    out = {}
     for part, (layer, channels, inputs, float_convs) in parts.items():
         float_model = to_tflite(layer, channels)
-        networks[part, "float32"] = float_model
-        networks[part, "int8"] = to_tflite(layer, channels, inputs, float_convs, float_model)
-        networks[part, "int8-dynamic"] = to_tflite(layer, channels, dynamic=True)
+        out[part, "float32"] = float_model
+        out[part, "int8"] = to_tflite(layer, channels, inputs, float_convs, float_model)
+        out[part, "int8-dynamic"] = to_tflite(layer, channels, dynamic=True)
+    return out
+
+
+def export(weights, data_dir, name="aedge-hyperprior"):
+    """Returns (manifest, networks, arrays) ready for modelfile.write."""
+    codec = load_codec(weights)
+    positions, default_quality, quality_calibration = quality_positions(codec, data_dir)
+    built = networks(codec, calibration_images(data_dir))
     manifest = {
         "name": name,
         "architecture": "mean-scale-hyperprior",
@@ -249,7 +255,7 @@ def export(weights, data_dir, name="aedge-hyperprior"):
         "quality_calibration": quality_calibration,
         "training": _training_summary(weights),
     }
-    return manifest, networks, integer_arrays(codec, positions)
+    return manifest, built, integer_arrays(codec, positions)
 
 
 def _training_summary(weights):

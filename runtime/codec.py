@@ -292,7 +292,7 @@ class Codec:
 
     def _parse(self, data):
         file = bitstream.parse(data)
-        if file.header.model_id != self.identity:
+        if file.header.model_id not in modelfile.identities(self.model):
             raise AedgeError(f"file was made by model {file.header.model_id.hex()}, not by "
                              f"{self.identity.hex()} ({self.model.name})")
         return file

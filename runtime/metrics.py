@@ -172,3 +172,20 @@ def bits_per_pixel(n_bytes, width, height):
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
     return 8.0 * n_bytes / (width * height)
+
+
+def bd_psnr(rates_a, quality_a, rates_b, quality_b):
+    """Bjontegaard delta quality of codec b against reference a: the mean difference of their
+    quality (dB) at equal rate, over the rates both cover (positive: b is better)."""
+    lo_a, hi_a = np.log(np.min(rates_a)), np.log(np.max(rates_a))
+    lo_b, hi_b = np.log(np.min(rates_b)), np.log(np.max(rates_b))
+    lo, hi = max(lo_a, lo_b), min(hi_a, hi_b)
+    if not hi > lo:
+        raise ValueError("rate ranges do not overlap")
+    areas = []
+    for rates, quality in ((rates_a, quality_a), (rates_b, quality_b)):
+        rates = np.asarray(rates, dtype=np.float64)
+        poly = np.polyfit(np.log(rates), np.asarray(quality, np.float64), min(3, rates.size - 1))
+        integral = np.polyint(poly)
+        areas.append(np.polyval(integral, hi) - np.polyval(integral, lo))
+    return float((areas[1] - areas[0]) / (hi - lo))

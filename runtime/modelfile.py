@@ -1,7 +1,10 @@
 """The .aem model file: one ZIP archive holding everything a codec needs (see FORMAT.md).
 
-Its identity is the first 8 bytes of the SHA-256 of the whole file; every .aei image names the
-identity of the model that made it, so that no file is ever decoded with the wrong tables.
+Its identity is the first 8 bytes of the SHA-256 of what decides how a file's bytes become
+latents: the integer arrays and the manifest's CONTRACT fields. Every .aei image names the
+identity of the model that made it, so that no file is ever decoded with the wrong tables;
+the networks are not part of it, so that the variants `make quantize` builds (int8, pruned,
+distilled) each decode the files of any other.
 Networks are read from the archive only when a codec first needs them.
 """
 import hashlib
@@ -26,6 +29,8 @@ NETWORKS = ("g_a", "h_a", "g_s")
 # Network variants, in the order a codec prefers them when none is asked for.
 VARIANTS = ("int8-dynamic", "int8", "float32")
 QUALITIES = 100
+# The manifest's part of the identity; the rest (name, quality placement, training notes) is not.
+CONTRACT = ("downsampling", "latent_channels", "hyper_channels", "h_s", "scales")
 # No member of a model file is this large: a claim of more is a broken or hostile file, refused
 # before anything is inflated.
 MAX_MEMBER_BYTES = 64 << 20
@@ -72,8 +77,23 @@ def _read_member(archive, name):
     return archive.read(name)
 
 
-def identity_of(data):
-    return hashlib.sha256(data).digest()[:8]
+def identity_of(manifest, arrays):
+    """SHA-256 of the manifest's CONTRACT (JSON, sorted keys), then of every array by name: its
+    name, shape and values as little-endian int64, however the file stores them."""
+    digest = hashlib.sha256(json.dumps({k: manifest.get(k) for k in CONTRACT},
+                                       sort_keys=True).encode())
+    for name in sorted(arrays):
+        values = np.ascontiguousarray(arrays[name], dtype="<i8")
+        digest.update(f"{name}{list(values.shape)}".encode() + values.tobytes())
+    return digest.digest()[:8]
+
+
+def identities(model):
+    """The identity, then those of older releases of the same tables (aedge 0.3 hashed the
+    whole file) that the model's manifest says it decodes too."""
+    also = model.manifest.get("also_decodes", [])
+    return [model.identity] + [bytes.fromhex(h) for h in also if isinstance(h, str)
+                               and len(h) == 16 and all(c in "0123456789abcdef" for c in h)]
 
 
 def read(path):
@@ -99,12 +119,13 @@ def read(path):
             with np.load(io.BytesIO(_read_member(z, ARRAYS)), allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         _check(manifest, variants, arrays)
+        arrays = {k: v.astype(np.int64) for k, v in arrays.items()}
     except ModelFileError:
         raise
     except Exception as e:  # zipfile, zlib, json and numpy each raise their own
         raise ModelFileError(f"{path} is not a valid aedge model file ({type(e).__name__}: "
                              f"{e})") from None
-    return ModelFile(path, identity_of(data), manifest, arrays, variants, data)
+    return ModelFile(path, identity_of(manifest, arrays), manifest, arrays, variants, data)
 
 
 def _check(manifest, variants, arrays):
@@ -163,17 +184,28 @@ def write(path, manifest, networks, arrays):
     networks: {(part, variant): flatbuffer}; arrays: {name: integer array}."""
     manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **manifest}
     npz = io.BytesIO()
-    np.savez(npz, **{k: np.asarray(v, np.int64) for k, v in sorted(arrays.items())})
+    np.savez(npz, **{k: _narrowest(v) for k, v in sorted(arrays.items())})
     members = [(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())]
     members += [(network_member(p, v), networks[p, v]) for p, v in sorted(networks)]
     members.append((ARRAYS, _stable_npz(npz.getvalue())))
     archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
         for name, payload in members:
             info = zipfile.ZipInfo(name, date_time=(2025, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
-            z.writestr(info, payload)
+            z.writestr(info, payload, compresslevel=9)
     atomic_write(path, archive.getvalue(), force=True)
+
+
+def _narrowest(array):
+    """The smallest signed integer type that holds the values: int64 would triple the
+    deflated size of the tables."""
+    array = np.asarray(array, np.int64)
+    for dtype in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if array.size == 0 or (info.min <= array.min() and array.max() <= info.max):
+            return array.astype(dtype)
+    return array
 
 
 def _stable_npz(data):

@@ -36,7 +36,7 @@ def default_model():
 def find_by_identity(identity):
     for path in model_paths():
         try:
-            if read_model(path).identity == identity:
+            if identity in modelfile.identities(read_model(path)):
                 return path
         except AedgeError:
             continue  # one broken file in a model folder must not hide the others

@@ -20,13 +20,15 @@ def codec():
 
 @pytest.fixture(scope="session")
 def other_model(tmp_path_factory):
-    """The shipped model under another name: the same networks, another identity."""
+    """The shipped model with other tables (z's gains one step larger): another identity."""
     from aedge import modelfile, registry
     model = modelfile.read(registry.default_model())
     networks = {(p, v): model.network(p, v) for p in modelfile.NETWORKS for v in model.variants}
-    manifest = {k: v for k, v in model.manifest.items() if not k.startswith("format")}
+    manifest = {k: v for k, v in model.manifest.items()
+                if not k.startswith("format") and k != "also_decodes"}
+    arrays = {**model.arrays, "gain_z": model.arrays["gain_z"] + 1}
     path = tmp_path_factory.mktemp("models") / "other.aem"
-    modelfile.write(path, {**manifest, "name": "other"}, networks, model.arrays)
+    modelfile.write(path, {**manifest, "name": "other"}, networks, arrays)
     return path
 
 

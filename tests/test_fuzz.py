@@ -142,8 +142,8 @@ BROKEN = {
     "table lengths beyond the array": lambda m: edit_arrays(m, z_freqs=long_table),
     "gains of zero": lambda m: edit_arrays(m, gain_y=lambda g: g * 0),
     "float arrays": lambda m: edit_arrays(m, y_offsets=lambda o: o.astype(np.float64) + 0.5),
-    "h_s weights out of range": lambda m: edit_arrays(m, **{"h_s.0.kernel":
-                                                             lambda k: k * 10**6}),
+    "h_s weights out of range": lambda m: edit_arrays(
+        m, **{"h_s.0.kernel": lambda k: k.astype(np.int64) * 10**6}),
     "decoder in the encoder's place": lambda m: {
         **m, **{modelfile.network_member("g_a", v): m[modelfile.network_member("g_s", v)]
                 for v in modelfile.VARIANTS}},

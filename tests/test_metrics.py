@@ -4,6 +4,7 @@ import time
 import numpy as np
 import pytest
 
+from aedge import metrics
 from aedge.metrics import bd_rate, bits_per_pixel, ms_ssim, psnr
 
 
@@ -234,3 +235,15 @@ def test_bd_rate_ignores_dominated_points():
     points = [{"bpp": 1.0, "psnr": 30.0}, {"bpp": 0.5, "psnr": 28.0},
               {"bpp": 1.2, "psnr": 29.5}, {"bpp": 2.0, "psnr": 33.0}]
     assert [p["bpp"] for p in pareto(points, "psnr")] == [0.5, 1.0, 2.0]
+
+
+def test_bd_psnr_of_a_shifted_curve_is_the_shift():
+    rates = [0.25, 0.5, 1.0, 2.0]
+    psnr = [28.0, 31.0, 34.5, 38.0]
+    assert metrics.bd_psnr(rates, psnr, rates, psnr) == pytest.approx(0.0, abs=1e-9)
+    assert metrics.bd_psnr(rates, psnr, rates, [p + 0.5 for p in psnr]) == pytest.approx(0.5)
+    # The same curve at 10% fewer bits: better by the curve's slope times log(1/0.9).
+    better = metrics.bd_psnr(rates, psnr, [r * 0.9 for r in rates], psnr)
+    assert 0.4 < better < 0.6
+    with pytest.raises(ValueError, match="overlap"):
+        metrics.bd_psnr([0.1, 0.2], [20, 22], [1.0, 2.0], [30, 32])

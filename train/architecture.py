@@ -18,15 +18,27 @@ followed by an optional nonlinearity: gdn, igdn, relu or None.
 This file imports nothing but the standard library: the JAX trainer runs it alone.
 """
 N_FILTERS = 64  # g_a and g_s
+# The distilled "fast" model (make quantize): the same chains, narrower; about half the
+# multiply-accumulates of g_a + g_s (see macs_per_pixel).
+STUDENT_FILTERS = 40
 M_LATENT = 192  # channels of y
 N_HYPER = 64  # h_a and h_s
 Z_LATENT = 96  # channels of z
 STRIDE = 16  # of y against the image; z is at STRIDE * 4
 
-G_A = [("conv", 4, N_FILTERS, "gdn"), ("conv", 4, N_FILTERS, "gdn"),
-       ("conv", 4, N_FILTERS, "gdn"), ("conv", 4, M_LATENT, None)]
-G_S = [("up", 3, N_FILTERS, "igdn"), ("up", 3, N_FILTERS, "igdn"),
-       ("up", 3, N_FILTERS, "igdn"), ("up", 3, 3, None)]
+
+
+def g_a(filters=N_FILTERS):
+    return [("conv", 4, filters, "gdn"), ("conv", 4, filters, "gdn"),
+            ("conv", 4, filters, "gdn"), ("conv", 4, M_LATENT, None)]
+
+
+def g_s(filters=N_FILTERS):
+    return [("up", 3, filters, "igdn"), ("up", 3, filters, "igdn"),
+            ("up", 3, filters, "igdn"), ("up", 3, 3, None)]
+
+
+G_A, G_S = g_a(), g_s()
 H_A = [("conv1", 3, N_HYPER, "relu"), ("conv", 4, N_HYPER, "relu"), ("conv", 4, Z_LATENT, None)]
 # The last layer gives, per channel of y, its mean and the log2 of its scale (first all means,
 # then all log-scales). It is 1x1 because a 3x3 layer at y's resolution would cost five times

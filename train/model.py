@@ -199,15 +199,19 @@ class PSNR(keras.metrics.Mean):
 class Codec(keras.Model):
     """Variable-rate rate-distortion autoencoder; call((x, anchor)) -> (x_hat, bits per crop)."""
 
-    def __init__(self, lambdas=arch.LAMBDAS, distortion="mse", warm_lambda=None, **kwargs):
+    def __init__(self, lambdas=arch.LAMBDAS, distortion="mse", warm_lambda=None,
+                 filters=arch.N_FILTERS, **kwargs):
         super().__init__(**kwargs)
         if distortion not in DISTORTIONS:
             raise ValueError(f"distortion must be one of {DISTORTIONS}")
         self.lambdas = tuple(float(v) for v in lambdas)
         self.distortion = distortion
-        self.g_a = transform("g_a", arch.G_A)
-        self.g_s = transform("g_s", arch.G_S)
-        self.h_a = transform("h_a", arch.H_A)
+        self.filters = int(filters)
+        self.chains = {"g_a": arch.g_a(self.filters), "g_s": arch.g_s(self.filters),
+                       "h_a": arch.H_A}
+        self.g_a = transform("g_a", self.chains["g_a"])
+        self.g_s = transform("g_s", self.chains["g_s"])
+        self.h_a = transform("h_a", self.chains["h_a"])
         # Integer rounding needs float32 even under mixed precision: 2**17 overflows float16.
         self.h_s = IntegerHyperSynthesis(name="h_s", dtype="float32")
         self.z_density = EntropyBottleneck(name="z_density")
@@ -298,12 +302,12 @@ class Codec(keras.Model):
         return self._update(*self.rd_terms(x, training=False, anchor=anchor))
 
     def get_config(self):
-        return {"lambdas": self.lambdas, "distortion": self.distortion}
+        return {"lambdas": self.lambdas, "distortion": self.distortion, "filters": self.filters}
 
     def named_variables(self):
         """{name: variable} in jax_model.py's names, for converting weights either way."""
         out = {}
-        for chain, layers in (("g_a", arch.G_A), ("g_s", arch.G_S), ("h_a", arch.H_A)):
+        for chain, layers in self.chains.items():
             keras_layers = iter(getattr(self, chain).layers)
             for i, (kind, _, _, act) in enumerate(layers):
                 conv = next(keras_layers)
@@ -347,8 +351,9 @@ def load_npz(codec, path):
     return codec
 
 
-def macs_per_pixel():
+def macs_per_pixel(filters=arch.N_FILTERS):
     """Multiply-accumulates per image pixel: (g_a + h_a, g_s, h_s)."""
-    return (arch.macs_per_pixel(arch.G_A, 3) + arch.macs_per_pixel(arch.H_A, arch.M_LATENT, 1 / 16),
-            arch.macs_per_pixel(arch.G_S, arch.M_LATENT, 1 / 16),
+    return (arch.macs_per_pixel(arch.g_a(filters), 3)
+            + arch.macs_per_pixel(arch.H_A, arch.M_LATENT, 1 / 16),
+            arch.macs_per_pixel(arch.g_s(filters), arch.M_LATENT, 1 / 16),
             arch.macs_per_pixel(arch.H_S, arch.Z_LATENT, 1 / 64))

@@ -1,0 +1,205 @@
+"""The variants table: every model file of `make quantize` measured the same way on Kodak.
+
+`python -m aedge.optimize.report build/quantize --kodak DIR -o bench-results/variants`
+
+For each variant: the model file's size (and with gzip), the deflated size of the networks it
+runs, their sparsity and multiply-accumulates per pixel (read from the TFLite graphs), Kodak
+bpp / PSNR / MS-SSIM at the default quality, BD-rate against the float32 networks and against
+JPEG, encode and decode time, and whether tflite-runtime decodes the same pixels as
+ai-edge-litert. Runtime only: no TensorFlow here.
+"""
+import gzip
+import json
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+
+import click
+import numpy as np
+
+from aedge import bench, metrics, modelfile
+from aedge.interpreter import _interpreter_class, quiet_stderr
+
+# (label, model file in the build folder, networks)
+ROWS = (("float32", "aedge-base.aem", "float32"),
+        ("int8-dynamic", "aedge-base.aem", "int8-dynamic"),
+        ("int8, post-training", "aedge-base.aem", "int8"),
+        ("int8, QAT", "aedge-qat.aem", "int8"),
+        ("50% sparse", "aedge-sparse50.aem", "int8-dynamic"),
+        ("75% sparse", "aedge-sparse75.aem", "int8-dynamic"),
+        ("fast (distilled)", "aedge-fast.aem", "int8-dynamic"))
+CROSS_IMAGES = 3  # decoded by both interpreters
+MEASURE_SIDE = 256  # image side at which MACs are counted
+
+
+def graph_stats(flatbuffer, channels, side):
+    """(zeros among convolution weights, weights, MACs) of one network on a side x side input."""
+    import importlib
+
+    cls = _interpreter_class()
+    # Without XNNPACK: the delegate's tensors keep the shapes the graph was saved with.
+    plain = importlib.import_module(cls.__module__).OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    with quiet_stderr():
+        interpreter = cls(model_content=flatbuffer, experimental_op_resolver_type=plain)
+    index = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(index, (1, side, side, channels))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(index, np.zeros((1, side, side, channels), np.float32))
+    interpreter.invoke()  # shapes that depend on the input's are known only after a run
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    zeros = weights = macs = 0
+    for op in interpreter._get_ops_details():
+        if op["op_name"] != "CONV_2D":
+            continue
+        kernel = interpreter.get_tensor(op["inputs"][1])  # (out, kh, kw, in), constant
+        out_shape = tensors[op["outputs"][0]]["shape"]
+        zeros += int(np.sum(kernel == 0))
+        weights += kernel.size
+        macs += int(np.prod(out_shape[:3])) * kernel.size
+    return zeros, weights, macs
+
+
+def network_stats(model, variant):
+    """Sparsity of the convolutions and MACs per image pixel of g_a + h_a + g_s."""
+    m = model.manifest["latent_channels"]
+    shapes = {"g_a": (3, MEASURE_SIDE), "h_a": (m, MEASURE_SIDE // 16),
+              "g_s": (m, MEASURE_SIDE // 16)}
+    zeros = weights = macs = 0
+    for part, (channels, side) in shapes.items():
+        z, w, c = graph_stats(model.network(part, variant), channels, side)
+        zeros, weights, macs = zeros + z, weights + w, macs + c
+    return zeros / weights, macs / MEASURE_SIDE ** 2
+
+
+def deflated_networks(path, variant):
+    with zipfile.ZipFile(path) as z:
+        return sum(z.getinfo(modelfile.network_member(p, variant)).compress_size
+                   for p in modelfile.NETWORKS)
+
+
+def cross_interpreter(path, variant, photos, python):
+    """Largest pixel difference between ai-edge-litert's decoding and tflite-runtime's, of
+    files ai-edge-litert encoded (the default quality)."""
+    from aedge import images, registry
+
+    codec = registry.load(model=path, variant=variant)
+    worst = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, array in photos[:CROSS_IMAGES]:
+            data = codec.compress(array)
+            source, target = Path(tmp) / f"{name}.aei", Path(tmp) / f"{name}.png"
+            source.write_bytes(data)
+            subprocess.run([python, "-m", "aedge", "decompress", str(source), "--model",
+                            str(path), "--variant", variant, "-o", str(target)], check=True,
+                           capture_output=True)
+            theirs = images.load(target.read_bytes(), target.name).array
+            worst = max(worst, int(np.abs(theirs.astype(int) - codec.decompress(data)).max()))
+    return worst
+
+
+def measure(build, kodak, python=None, limit=None, progress=None):
+    photos = bench.pictures(kodak, limit)
+    rows, reference, jpeg = [], None, None
+    for label, file, variant in ROWS:
+        path = Path(build) / file
+        if not path.is_file():
+            continue
+        model = modelfile.read(path)
+        report = bench.run(kodak, codecs=() if jpeg else ("jpeg",), limit=limit,
+                           variant=variant, progress=progress, model=str(path))
+        curves = {}
+        for s in report["summary"]:
+            curves.setdefault(s["codec"], []).append(s)
+        ours = curves["aedge"]
+        jpeg = jpeg or curves["jpeg"]
+        reference = reference or ours  # the first row: float32
+        at = min(ours, key=lambda s: abs(s["q"] - model.manifest["default_quality"]))
+        sparsity, macs = network_stats(model, variant)
+        row = {"variant": label, "file": file, "networks": variant,
+               "file_bytes": path.stat().st_size,
+               "gzip_bytes": len(gzip.compress(path.read_bytes(), 9)),
+               "network_bytes": deflated_networks(path, variant),
+               "sparsity": round(sparsity, 4), "macs_per_pixel": round(macs),
+               "default_quality": at["q"], "bpp": at["bpp"], "psnr": at["psnr"],
+               "ms_ssim": at["ms_ssim"],
+               "bd_rate_vs_float32": bench._bd(reference, ours, "psnr"),
+               "bd_psnr_vs_float32": _bd_psnr(reference, ours),
+               "bd_rate_vs_jpeg": bench._bd(jpeg, ours, "psnr"),
+               "bd_rate_vs_jpeg_ms_ssim": bench._bd(jpeg, ours, "ms_ssim"),
+               "encode_ms": float(np.mean([s["encode_ms"] for s in ours])),
+               "decode_ms": float(np.mean([s["decode_ms"] for s in ours])),
+               "curve": ours}
+        if python:
+            row["tflite_runtime_max_difference"] = cross_interpreter(path, variant, photos,
+                                                                     python)
+        rows.append(row)
+    return {"kodak": str(kodak), "images": len(photos), "machine": bench._machine(),
+            "rows": rows}
+
+
+def _bd_psnr(reference, test):
+    reference, test = bench.pareto(reference, "psnr"), bench.pareto(test, "psnr")
+    return metrics.bd_psnr([s["bpp"] for s in reference], [s["psnr"] for s in reference],
+                           [s["bpp"] for s in test], [s["psnr"] for s in test])
+
+
+def markdown(report):
+    machine = report["machine"]
+    lines = [f"Kodak ({report['images']} images), {machine.get('cpu', 'this CPU')}; "
+             "times are means over the 8 qualities, in-process, entropy coding included. "
+             "bpp, PSNR and MS-SSIM at the default quality; BD-rates on PSNR over the whole "
+             "curve (q1..100); tflite-runtime: the largest difference, in levels, between its "
+             f"decoding and ai-edge-litert's (first {CROSS_IMAGES} images).", "",
+             "| variant | networks | file MB | gzip MB | networks MB (deflated) | sparsity | "
+             "kMAC/px | bpp | PSNR | MS-SSIM | BD vs float32 | dB vs float32 | BD vs JPEG | "
+             "encode ms | decode ms | tflite-runtime |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    pct = lambda v: "n/a" if v is None else f"{v:+.1f}%"
+    for r in report["rows"]:
+        cross = r.get("tflite_runtime_max_difference")
+        lines.append(
+            f"| {r['variant']} | {r['networks']} | {r['file_bytes'] / 1e6:.2f} | "
+            f"{r['gzip_bytes'] / 1e6:.2f} | {r['network_bytes'] / 1e6:.2f} | "
+            f"{r['sparsity']:.1%} | {r['macs_per_pixel'] / 1e3:.1f} | {r['bpp']:.3f} | "
+            f"{r['psnr']:.2f} | {r['ms_ssim']:.4f} | {pct(r['bd_rate_vs_float32'])} | "
+            f"{r['bd_psnr_vs_float32']:+.2f} | {pct(r['bd_rate_vs_jpeg'])} | "
+            f"{r['encode_ms']:.0f} | {r['decode_ms']:.0f} | "
+            f"{'not run' if cross is None else cross} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme, text, start="<!-- variants:start -->", end="<!-- variants:end -->"):
+    content = Path(readme).read_text()
+    if start not in content or end not in content:
+        raise click.ClickException(f"{readme} has no {start} ... {end} section")
+    head, rest = content.split(start, 1)
+    Path(readme).write_text(head + start + "\n" + text + end + rest.split(end, 1)[1])
+
+
+@click.command()
+@click.argument("build", type=click.Path(exists=True, file_okay=False))
+@click.option("--kodak", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False))
+@click.option("--tflite-runtime", "python", type=click.Path(exists=True, dir_okay=False),
+              help="A Python with tflite-runtime and aedge: decodes the same files to compare.")
+@click.option("--limit", type=int, help="Only the first N images.")
+@click.option("--readme", type=click.Path(exists=True, dir_okay=False),
+              help="Put the table into this README (between variants markers).")
+def main(build, kodak, output, python, limit, readme):
+    """Measure every model file of BUILD (make quantize's folder) on Kodak."""
+    import sys
+
+    report = measure(build, kodak, python, limit, progress=sys.stderr)
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "variants.json").write_text(json.dumps(report, indent=2))
+    text = markdown(report)
+    (out / "variants.md").write_text(text)
+    click.echo(text)
+    if readme:
+        update_readme(readme, text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""`python -m aedge.optimize` (make quantize): the device model files, from trained weights and
+the model file exported from them.
+
+In the build folder (build/quantize):
+    aedge-qat.aem       the base model, its int8 networks from quantization-aware training
+    aedge-sparse50.aem  all networks pruned to 50% zeros, fine-tuned; -sparse75 alike
+    aedge-fast.aem      the distilled student (architecture.STUDENT_FILTERS channels)
+    aedge.aem           the model to ship: the base with the better int8 networks
+    aedge-base.aem      the base, its int8 networks from post-training calibration (made
+                        anew: the base may be a model shipped with QAT networks)
+    <name>/             each fine-tune's weights (.npz), log and stage.json
+
+Every file keeps the base model's tables and so its identity (runtime/modelfile.py): a file
+made with any of them decodes with any other. A fine-tune whose weights are already in the
+build folder is not run again (--fresh runs it anew).
+"""
+import json
+import os
+import shutil
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tfmot works on tf_keras, as train/ does
+
+import click  # noqa: E402
+import numpy as np  # noqa: E402
+
+from aedge.train import architecture as arch  # noqa: E402
+
+# Quality settings the int8 networks are compared at, on held-out training crops.
+CHOICE_QUALITIES = (1, 25, 50, 75, 100)
+
+
+def _log(message):
+    click.echo(message, err=True)
+
+
+def _weights(codec):
+    return [v for p in ("g_a", "h_a", "g_s") for v in getattr(codec, p).weights]
+
+
+def _save_weights(codec, path):
+    """g_a, h_a and g_s's variables in order (the rest is the base's); their Keras names
+    carry counters that differ from run to run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".partial.npz")
+    np.savez(tmp, *[v.numpy() for v in _weights(codec)])
+    os.replace(tmp, path)
+
+
+def _load_weights(codec, path):
+    variables = _weights(codec)
+    with np.load(path) as saved:
+        arrays = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    if [a.shape for a in arrays] != [tuple(v.shape) for v in variables]:
+        raise click.ClickException(f"{path} does not fit this model; run with --fresh")
+    for v, a in zip(variables, arrays):
+        v.assign(a)
+
+
+def write_variant(path, base, networks, notes):
+    """A model file with the base's manifest, tables and identity, and these networks."""
+    from aedge import modelfile
+
+    manifest = {k: v for k, v in base.manifest.items()
+                if k not in ("format", "format_version")}
+    if "also_decodes" not in manifest:  # a model of aedge 0.3, named by its whole file's hash
+        manifest["also_decodes"] = [modelfile.hashlib.sha256(base._data).digest()[:8].hex()]
+    manifest["name"] = notes.pop("name", manifest["name"])
+    manifest["optimization"] = notes
+    modelfile.write(path, manifest, networks, base.arrays)
+
+
+def base_networks(base):
+    from aedge import modelfile
+
+    return {(p, v): base.network(p, v) for p in modelfile.NETWORKS for v in base.variants}
+
+
+def _finetune(stage_dir, codec, data_dir, steps, crop, batch, lr, fresh, prepare,
+              finish=None, extra_loss=None):
+    """prepare(codec) -> hooks; the fine-tune; finish(codec). Where the weights of an earlier
+    run are in stage_dir, they are loaded instead of training. Returns the codec and how it
+    was trained (stage.json, kept beside the weights)."""
+    from aedge.optimize import finetune
+
+    weights, record = stage_dir / "weights.npz", stage_dir / "stage.json"
+    hooks = prepare(codec)
+    if weights.is_file() and record.is_file() and not fresh:
+        _log(f"{stage_dir.name}: reusing {weights}")
+        if finish:
+            finish(codec)
+        _load_weights(codec, weights)
+        return codec, json.loads(record.read_text())
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    log = stage_dir / "log.jsonl"
+    log.unlink(missing_ok=True)
+    _log(f"{stage_dir.name}: {steps} steps of {batch} crops of {crop} px (log: {log})")
+    finetune.finetune(codec, finetune.training_batches(data_dir, crop, batch), steps, lr=lr,
+                      extra_loss=extra_loss, on_step=hooks, log=log)
+    if finish:
+        finish(codec)
+    _save_weights(codec, weights)
+    stage = {"steps": steps, "batch": batch, "crop": crop, "learning_rate": lr,
+             "training_gigapixels": round(steps * batch * crop * crop / 1e9, 3)}
+    record.write_text(json.dumps(stage, indent=2))
+    return codec, stage
+
+
+def choose_int8(base_path, candidates, crops):
+    """The int8 networks nearer float32 on held-out crops: BD-rate (PSNR) of each against the
+    float32 networks, over CHOICE_QUALITIES."""
+    from aedge import bench, metrics, registry
+
+    def curve(path, variant):
+        codec = registry.load(model=path, variant=variant)
+        points = []
+        for q in CHOICE_QUALITIES:
+            bpp, psnr = [], []
+            for crop in crops:
+                data = codec.compress(crop, q)
+                bpp.append(metrics.bits_per_pixel(len(data), crop.shape[1], crop.shape[0]))
+                psnr.append(metrics.psnr(crop, codec.decompress(data)))
+            points.append({"bpp": float(np.mean(bpp)), "psnr": float(np.mean(psnr))})
+        return points
+
+    reference = curve(base_path, "float32")
+    return {name: bench._bd(reference, curve(path, "int8"), "psnr")
+            for name, path in candidates.items()}
+
+
+@click.command()
+@click.argument("weights", type=click.Path(exists=True, dir_okay=False))
+@click.option("--base", "base_path", default="models/aedge.aem", show_default=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="The model file exported from WEIGHTS (its tables are kept).")
+@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Training photos: fine-tuning, int8 calibration, the held-out crops that "
+                   "choose between the int8 networks.")
+@click.option("-o", "--output", "out_dir", default="build/quantize", show_default=True,
+              type=click.Path(file_okay=False), help="Build folder (models/ is never written "
+                                                     "unless --ship).")
+@click.option("--qat/--no-qat", default=True, show_default=True,
+              help="Quantization-aware training of the int8 networks (tfmot), compared with "
+                   "post-training calibration on held-out crops; the better one ships.")
+@click.option("--prune", "sparsities", type=click.FloatRange(0, 1, max_open=True),
+              multiple=True, default=(0.5, 0.75),
+              show_default=True, help="Target sparsity of a pruned model (repeat for several; "
+                                      "0 for none).")
+@click.option("--distill/--no-distill", default=True, show_default=True,
+              help="A student at half the multiply-accumulates of g_a + g_s (aedge-fast.aem).")
+@click.option("--steps", type=click.IntRange(1), default=3000, show_default=True,
+              help="Fine-tuning steps of QAT and of each pruning.")
+@click.option("--distill-steps", type=click.IntRange(1), default=8000, show_default=True,
+              help="Training steps of the student.")
+@click.option("--qat-lr", type=float, default=5e-5, show_default=True,
+              help="Adam learning rate of QAT (a tenth of it for the last fifth of the steps).")
+@click.option("--prune-lr", type=float, default=1e-4, show_default=True,
+              help="Adam learning rate of each pruning.")
+@click.option("--distill-lr", type=float, default=1e-4, show_default=True,
+              help="Adam learning rate of the student.")
+@click.option("--crop", type=click.IntRange(64), default=128, show_default=True,
+              help="Side of the training crops, in pixels.")
+@click.option("--batch", type=click.IntRange(1), default=8, show_default=True,
+              help="Crops per training step.")
+@click.option("--fresh", is_flag=True, help="Fine-tune again even where weights exist.")
+@click.option("--ship", is_flag=True, help="Copy the chosen aedge.aem over the shipped model.")
+def main(weights, base_path, data_dir, out_dir, qat, sparsities, distill, steps, distill_steps,
+         qat_lr, prune_lr, distill_lr, crop, batch, fresh, ship):
+    """Build the device model files from WEIGHTS (make quantize)."""
+    from aedge import modelfile
+    from aedge.optimize import export
+    from aedge.train.model import Codec, build, load_npz
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base = modelfile.read(base_path)
+
+    def teacher():
+        return load_npz(build(Codec()), weights)
+
+    images = export.calibration_images(data_dir)
+    calibrated = export.networks(teacher(), images)
+    networks = {**base_networks(base),
+                **{(p, "int8"): calibrated[p, "int8"] for p in modelfile.NETWORKS}}
+    reference = out / "aedge-base.aem"  # what every variant is compared with
+    write_variant(reference, base, networks, {"int8": "post-training calibration"})
+    summary = {"base": str(base_path), "weights": str(weights), "models": {}}
+
+    def record(name, path, notes):
+        summary["models"][name] = {"file": str(path), **notes}
+        _log(f"wrote {path}")
+
+    chosen = {"name": base.name, "int8": "post-training calibration"}
+    if qat:
+        from aedge.optimize import qat as qat_module
+
+        def quantize(codec):
+            qat_module.quantize_codec(codec, images)
+            return []
+        codec, stage = _finetune(out / "qat", teacher(), data_dir, steps, crop, batch, qat_lr,
+                                 fresh, quantize)
+        channels = {"g_a": 3, "h_a": arch.M_LATENT, "g_s": arch.M_LATENT}
+        qat_networks = dict(networks)
+        for part in modelfile.NETWORKS:
+            qat_networks[part, "int8"] = qat_module.to_int8(getattr(codec, part),
+                                                            channels[part])
+        notes = {"name": f"{base.name}-qat", "int8": "quantization-aware training (tfmot)",
+                 **stage}
+        path = out / "aedge-qat.aem"
+        write_variant(path, base, qat_networks, dict(notes))
+        record("qat", path, notes)
+        crops = export.held_out_crops(data_dir)
+        if not crops:
+            raise click.ClickException(f"no held-out photo of {data_dir} is 256x256 or larger: "
+                                       "nothing to choose the int8 networks on (--no-qat)")
+        bd = choose_int8(reference, {"post-training": reference, "qat": path}, crops)
+        _log("int8 against float32 on held-out crops, BD-rate: "
+             + ", ".join(f"{k} {v:+.2f}%" for k, v in bd.items()))
+        summary["int8_choice"] = {"held_out_crops": len(crops), "bd_rate_vs_float32": bd}
+        if bd["qat"] is not None and (bd["post-training"] is None
+                                      or bd["qat"] < bd["post-training"]):
+            networks = qat_networks
+            chosen["int8"] = "quantization-aware training (tfmot)"
+
+    for sparsity in (s for s in sparsities if s > 0):
+        from aedge.optimize import prune
+
+        name = f"sparse{round(sparsity * 100)}"
+        codec, stage = _finetune(out / name, teacher(), data_dir, steps, crop, batch, prune_lr,
+                                 fresh, lambda c: prune.prune_codec(c, sparsity, steps),
+                                 prune.strip)
+        reached = prune.sparsity(codec)
+        notes = {"name": f"{base.name}-{name}", "target_sparsity": sparsity,
+                 "sparsity": round(reached, 4), **stage}
+        path = out / f"aedge-{name}.aem"
+        write_variant(path, base, export.networks(codec, images), dict(notes))
+        record(name, path, notes)
+        _log(f"{name}: {reached:.4f} of the convolution weights are zero")
+
+    if distill:
+        from aedge.optimize import distill as distill_module
+
+        teacher_codec = teacher()
+        student = distill_module.student_from(teacher_codec)
+        student, stage = _finetune(
+            out / "fast", student, data_dir, distill_steps, crop, batch, distill_lr, fresh,
+            lambda c: [], extra_loss=distill_module.distillation_loss(teacher_codec, student))
+        from aedge.train.model import macs_per_pixel
+        notes = {"name": f"{base.name}-fast", "filters": arch.STUDENT_FILTERS,
+                 "teacher_filters": arch.N_FILTERS, **stage,
+                 "macs_per_pixel": [round(m) for m in macs_per_pixel(arch.STUDENT_FILTERS)],
+                 "teacher_macs_per_pixel": [round(m) for m in macs_per_pixel()]}
+        path = out / "aedge-fast.aem"
+        write_variant(path, base, export.networks(student, images), dict(notes))
+        record("fast", path, notes)
+
+    shipped = out / "aedge.aem"
+    write_variant(shipped, base, networks, dict(chosen))
+    record("default", shipped, chosen)
+    (out / "optimize.json").write_text(json.dumps(summary, indent=2))
+    from aedge import registry
+
+    target = registry.default_model()
+    if ship:
+        shutil.copyfile(shipped, target)
+        _log(f"copied it to {target}")
+    else:
+        _log(f"to ship it: cp {shipped} {target}")
+
+
+if __name__ == "__main__":
+    main(prog_name="python -m aedge.optimize")
