@@ -19,12 +19,10 @@ import os
 import shutil
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tfmot works on tf_keras, as train/ does
+import click
+import numpy as np
 
-import click  # noqa: E402
-import numpy as np  # noqa: E402
-
-from aedge.train import architecture as arch  # noqa: E402
+from aedge.train import architecture as arch
 
 # Quality settings the int8 networks are compared at, on held-out training crops.
 CHOICE_QUALITIES = (1, 25, 50, 75, 100)
@@ -64,16 +62,10 @@ def write_variant(path, base, networks, notes):
     manifest = {k: v for k, v in base.manifest.items()
                 if k not in ("format", "format_version")}
     if "also_decodes" not in manifest:  # a model of aedge 0.3, named by its whole file's hash
-        manifest["also_decodes"] = [modelfile.hashlib.sha256(base._data).digest()[:8].hex()]
+        manifest["also_decodes"] = [base.file_hash.hex()]
     manifest["name"] = notes.pop("name", manifest["name"])
     manifest["optimization"] = notes
     modelfile.write(path, manifest, networks, base.arrays)
-
-
-def base_networks(base):
-    from aedge import modelfile
-
-    return {(p, v): base.network(p, v) for p in modelfile.NETWORKS for v in base.variants}
 
 
 def _finetune(stage_dir, codec, data_dir, steps, crop, batch, lr, fresh, prepare,
@@ -180,7 +172,7 @@ def main(weights, base_path, data_dir, out_dir, qat, sparsities, distill, steps,
 
     images = export.calibration_images(data_dir)
     calibrated = export.networks(teacher(), images)
-    networks = {**base_networks(base),
+    networks = {**base.networks(),
                 **{(p, "int8"): calibrated[p, "int8"] for p in modelfile.NETWORKS}}
     reference = out / "aedge-base.aem"  # what every variant is compared with
     write_variant(reference, base, networks, {"int8": "post-training calibration"})

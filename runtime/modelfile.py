@@ -10,6 +10,7 @@ Networks are read from the archive only when a codec first needs them.
 import hashlib
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,15 @@ class ModelFile:
     def default_variant(self):
         return self.variants[0]
 
+    @property
+    def file_hash(self):
+        """What aedge 0.3 took for the identity: the first 8 bytes of the whole file's SHA-256."""
+        return hashlib.sha256(self._data).digest()[:8]
+
+    def networks(self):
+        """{(part, variant): flatbuffer} of every network the file holds."""
+        return {(p, v): self.network(p, v) for p in NETWORKS for v in self.variants}
+
     def network(self, part, variant):
         """The TFLite flatbuffer of one network, read from the archive now."""
         try:
@@ -91,9 +101,7 @@ def identity_of(manifest, arrays):
 def identities(model):
     """The identity, then those of older releases of the same tables (aedge 0.3 hashed the
     whole file) that the model's manifest says it decodes too."""
-    also = model.manifest.get("also_decodes", [])
-    return [model.identity] + [bytes.fromhex(h) for h in also if isinstance(h, str)
-                               and len(h) == 16 and all(c in "0123456789abcdef" for c in h)]
+    return [model.identity] + [bytes.fromhex(h) for h in model.manifest.get("also_decodes", [])]
 
 
 def read(path):
@@ -142,6 +150,10 @@ def _check(manifest, variants, arrays):
     if not isinstance(scales, dict) or not all(
             isinstance(scales.get(k), int) for k in ("count", "per_octave", "log2_min", "skip")):
         raise ValueError("manifest needs 'scales' with count, per_octave, log2_min and skip")
+    also = manifest.get("also_decodes", [])
+    if not isinstance(also, list) or not all(
+            isinstance(h, str) and re.fullmatch("[0-9a-f]{16}", h) for h in also):
+        raise ValueError("also_decodes must list identities of 16 hex digits")
     if not 1 <= manifest["default_quality"] <= QUALITIES:
         raise ValueError("default_quality must lie in 1..100")
     m, z = manifest["latent_channels"], manifest["hyper_channels"]

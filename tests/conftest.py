@@ -23,7 +23,7 @@ def other_model(tmp_path_factory):
     """The shipped model with other tables (z's gains one step larger): another identity."""
     from aedge import modelfile, registry
     model = modelfile.read(registry.default_model())
-    networks = {(p, v): model.network(p, v) for p in modelfile.NETWORKS for v in model.variants}
+    networks = model.networks()
     manifest = {k: v for k, v in model.manifest.items()
                 if not k.startswith("format") and k != "also_decodes"}
     arrays = {**model.arrays, "gain_z": model.arrays["gain_z"] + 1}

@@ -11,7 +11,7 @@ from conftest import DATA
 
 def _rewrite(path, manifest=None, networks=None, arrays=None):
     model = modelfile.read(registry.default_model())
-    base = {(p, v): model.network(p, v) for p in modelfile.NETWORKS for v in model.variants}
+    base = model.networks()
     kept = {k: v for k, v in model.manifest.items() if not k.startswith("format")}
     modelfile.write(path, {**kept, **(manifest or {})}, {**base, **(networks or {})},
                     {**model.arrays, **(arrays or {})})
