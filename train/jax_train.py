@@ -17,6 +17,8 @@ aedge is not installed.
 """
 import json
 import os
+import queue
+import threading
 import time
 from pathlib import Path
 
@@ -57,6 +59,7 @@ def load_images(folder, crop, files=None):
 
 
 def random_crops(rng, images, batch, crop):
+    """uint8 crops, half of them mirrored: a quarter of the bytes of float32 to the device."""
     out = np.empty((batch, crop, crop, 3), np.uint8)
     for b, i in enumerate(rng.integers(len(images), size=batch)):
         h, w = images[i].shape[:2]
@@ -64,7 +67,30 @@ def random_crops(rng, images, batch, crop):
         out[b] = images[i][top:top + crop, left:left + crop]
         if rng.random() < 0.5:
             out[b] = out[b, :, ::-1]
-    return out.astype(np.float32) / 255.0
+    return out
+
+
+def batches(rng, images, batch, crop, anchors, depth=8):
+    """(crops, anchors) from random_crops in a background thread: on an accelerator a step
+    takes about as long as cutting its crops, so the host cuts the next ones meanwhile."""
+    ready, stop = queue.Queue(depth), threading.Event()
+
+    def produce():
+        while not stop.is_set():
+            item = (random_crops(rng, images, batch, crop), rng.integers(anchors, size=batch))
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    pass
+
+    threading.Thread(target=produce, daemon=True).start()
+    try:
+        while True:
+            yield ready.get()
+    finally:
+        stop.set()
 
 
 def centre_crops(images, crop):
@@ -116,6 +142,7 @@ def make_step(lambdas, frozen=frozenset(), z_weight=1.0):
     with g_a frozen, nothing flows back through it at all)."""
 
     def step(p, state, x, anchor, key, lr, count):
+        x = x.astype(jnp.float32) / 255.0
         train = {k: v for k, v in p.items() if k not in frozen}
         fixed = {k: v for k, v in p.items() if k in frozen}
         loss = lambda t: model.rd_terms({**t, **fixed}, x, anchor, lambdas, key, z_weight)
@@ -222,11 +249,18 @@ def load_params(path, params):
               help="Start this part afresh (repeatable), e.g. to revive a z that collapsed.")
 @click.option("--z-rate-weight", type=float, default=1.0, show_default=True,
               help="Price of z's bits in the loss: below 1 while h_s learns to read a fresh z.")
+@click.option("--warmup-steps", type=int, default=0, show_default=True,
+              help="Raise the learning rates linearly over the first steps of this call: the "
+                   "optimiser's moments start at zero when a run starts from weights alone.")
+@click.option("--lr-drop-minutes", type=float, default=0, show_default=True,
+              help="Divide every learning rate by 10 for the last minutes of this call: a run "
+                   "that ends there ends on settled weights (0: never).")
 @click.option("--save-minutes", type=float, default=5, show_default=True)
 @click.option("--eval-minutes", type=float, default=15, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr, lr_new,
-         warm_lambda, freeze, reinit, z_rate_weight, save_minutes, eval_minutes, seed):
+         warm_lambda, freeze, reinit, z_rate_weight, warmup_steps, lr_drop_minutes,
+         save_minutes, eval_minutes, seed):
     """Train (or go on training) the variable-rate hyperprior codec."""
     started = time.time()
     out = Path(out_dir)
@@ -296,7 +330,9 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
 
     call = {"started_step": meta["steps"], "batch": batch, "crop": crop, "lr": lr,
             "lr_new": lr_new, "frozen": sorted(freeze), "reinit": sorted(reinit),
-            "z_rate_weight": z_rate_weight, "pack": str(pack),
+            "z_rate_weight": z_rate_weight, "warmup_steps": warmup_steps,
+            "lr_drop_minutes": lr_drop_minutes,
+            "pack": str(pack),
             "device": jax.devices()[0].device_kind}
     meta["calls"].append(call)
     deadline = started + minutes * 60 - 15
@@ -304,24 +340,34 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
     if val is not None and meta["steps"] == 0:
         run_eval()
     window, tick = [], time.time()
+    # bpp and mse stay on the device until they are logged: reading them every step would
+    # make the host wait for each step before it queues the next.
+    feed = batches(rng, images, batch, crop, len(lambdas))
+    drop_at = deadline - lr_drop_minutes * 60
     while time.time() < deadline and not (max_steps and meta["steps"] >= max_steps):
-        x = random_crops(rng, images, batch, crop)
-        anchor = rng.integers(len(lambdas), size=batch)
+        if lr_drop_minutes and time.time() >= drop_at and not call.get("lr_dropped_at"):
+            rates = {k: v / 10 for k, v in rates.items()}
+            call["lr_dropped_at"] = meta["steps"]
+            click.echo(f"step {meta['steps']}: learning rates divided by 10", err=True)
+        x, anchor = next(feed)
         key, k = jax.random.split(key)
         meta["steps"] += 1
+        done = meta["steps"] - call["started_step"]
+        now = rates if done >= warmup_steps else \
+            {name: r * (done / warmup_steps) for name, r in rates.items()}
         params, state, bpp, mse = step(params, state, jnp.asarray(x), jnp.asarray(anchor), k,
-                                       rates, jnp.float32(meta["steps"]))
+                                       now, jnp.float32(meta["steps"]))
         meta["gigapixels"] += batch * crop * crop / 1e9
-        window.append((anchor, np.asarray(bpp), np.asarray(mse)))
+        window.append((anchor, bpp, mse))
         if meta["steps"] % 50 == 0:
-            a, b, m = (np.concatenate(v) for v in zip(*window))
+            a, b, m = (np.concatenate([np.asarray(x) for x in v]) for v in zip(*window))
             window = []
             per = [(b[a == i].mean(), 10 * np.log10(255.0 ** 2 / m[a == i].mean()))
                    if np.any(a == i) else (np.nan, np.nan) for i in range(len(lambdas))]
             log({"step": meta["steps"], "gigapixels": meta["gigapixels"],
                  "train_bpp": [float(v[0]) for v in per], "train_psnr": [float(v[1]) for v in per]})
-            click.echo(f"step {meta['steps']} ({(time.time() - tick) / 50:.2f} s/step): " +
-                       "  ".join(f"{b:.3f}/{q:.2f}" for b, q in per), err=True)
+            click.echo(f"step {meta['steps']} ({(time.time() - tick) / 50 * 1000:.1f} ms/step): "
+                       + "  ".join(f"{b:.3f}/{q:.2f}" for b, q in per), err=True)
             tick = time.time()
         if time.time() - last_save > save_minutes * 60:
             save()
@@ -329,6 +375,7 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
         if val is not None and time.time() - last_eval > eval_minutes * 60:
             run_eval()
             last_eval = time.time()
+    feed.close()
     if val is not None:
         run_eval()
     save()
