@@ -61,8 +61,6 @@ def write_variant(path, base, networks, notes):
 
     manifest = {k: v for k, v in base.manifest.items()
                 if k not in ("format", "format_version")}
-    if "also_decodes" not in manifest:  # a model of aedge 0.3, named by its whole file's hash
-        manifest["also_decodes"] = [base.file_hash.hex()]
     manifest["name"] = notes.pop("name", manifest["name"])
     manifest["optimization"] = notes
     modelfile.write(path, manifest, networks, base.arrays)

@@ -98,6 +98,11 @@ def identity_of(manifest, arrays):
     return digest.digest()[:8]
 
 
+# Models that aedge no longer ships, by identity, with the last release that does: a file
+# they made is named for what decodes it rather than merely refused.
+RETIRED = {"0436a2b036bac840": "0.3", "df44006a97aab7fc": "0.3"}
+
+
 def identities(model):
     """The identity, then those of older releases of the same tables (aedge 0.3 hashed the
     whole file) that the model's manifest says it decodes too."""

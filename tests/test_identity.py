@@ -50,14 +50,17 @@ def test_variants_decode_each_other(swapped, robin):
         assert decoder.decompress(data).shape == robin.shape
 
 
-def test_older_identity_is_decoded_when_listed(tmp_path, robin):
-    """robin.aei names the identity aedge 0.3 gave the shipped model (a hash of the whole
-    file); the shipped model lists it, a model without the list refuses the file."""
-    data = (DATA / "robin.aei").read_bytes()
+def test_a_retired_model_is_named_with_the_release_that_decodes_it(tmp_path, robin):
+    """robin-0.3.aei was made by aedge 0.3's model, whose tables this release no longer ships:
+    the error names that release; a model that lists the identity in also_decodes takes the
+    file."""
+    data = (DATA / "robin-0.3.aei").read_bytes()
     old = data[6:14]
-    shipped = modelfile.read(registry.default_model())
-    assert old != shipped.identity and old in modelfile.identities(shipped)
-    assert aedge.decompress(data).shape == robin.shape
-    bare = _rewrite(tmp_path / "bare.aem", {"also_decodes": []})
-    with pytest.raises(AedgeError, match="file was made by model"):
-        aedge.load(model=bare.path).decompress(data)
+    assert modelfile.RETIRED[old.hex()] == "0.3"
+    assert old not in modelfile.identities(modelfile.read(registry.default_model()))
+    with pytest.raises(AedgeError, match=f"model {old.hex()}, which aedge 0.3 ships .* "
+                                         "decode it with aedge 0.3$"):
+        aedge.decompress(data)
+    listing = _rewrite(tmp_path / "listing.aem", {"also_decodes": [old.hex()]})
+    assert old in modelfile.identities(listing)
+    assert aedge.load(model=listing.path).decompress(data).shape == robin.shape
