@@ -14,7 +14,7 @@ PAPER_MINUTES ?=
 DEMO ?= demo-output
 BUILD ?= build/quantize
 
-.PHONY: demo setup setup-runtime test train paper train-keras quantize variants export bench report bench-memory bench-variants cards check-arm64 golden clean
+.PHONY: demo setup setup-runtime test train paper gpu-pack train-keras quantize variants export bench report bench-memory bench-steps bench-variants cards check-arm64 golden clean
 
 demo: setup-runtime  ## set up, then compress and decompress the sample image
 	mkdir -p $(DEMO)
@@ -70,6 +70,13 @@ fit-hyper: setup $(RUNS)/pack/pack.json  ## fit the hyperprior to the shipped tr
 $(RUNS)/pack/pack.json:
 	$(VENV)/bin/python -m aedge.train.pack $(DATA) -o $(RUNS)/pack --quality 92
 
+# What travels to a lent accelerator, whose working tree is limited to 64 MiB with the
+# repository: a pack at JPEG quality 90 cut to 38.5 MiB (a uniform sample, 1,169 of 1,681
+# photos here), and the held-out photos unchanged, for the trainer's --val there.
+gpu-pack: setup  ## the pack and held-out photos that travel to an accelerator, under $(RUNS)/gpu
+	$(VENV)/bin/python -m aedge.train.pack $(DATA) -o $(RUNS)/gpu/pack --quality 90 \
+	  --max-mib 38.5 --held-out $(RUNS)/gpu/val
+
 train-keras: setup  ## the same model with the Keras trainer (GPUs through MirroredStrategy)
 	$(VENV)/bin/python -m aedge.train.train --data $(DATA) --out $(RUNS)/hyper-keras \
 	  --init-from models/hyper/weights.npz
@@ -114,6 +121,9 @@ report: setup-runtime  ## bench-results/report.html on three Kodak images, and i
 
 bench-memory: setup-runtime  ## tiles against whole images on Kodak; memory and time of 12 MP, 24 MP and a 1x4,000,000 strip
 	$(LEAN)/bin/python tests/bench/memory.py $(KODAK) -o bench-results/memory --readme README.md
+
+bench-steps: setup-runtime  ## every Kodak image at every quality: does each step up give more bytes and more PSNR?
+	$(LEAN)/bin/python tests/bench/quality_steps.py $(KODAK) -o bench-results/steps
 
 bench-variants: setup-runtime  ## the same with the full-integer int8 and the float32 networks
 	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results/int8 --variant int8 --codec jpeg

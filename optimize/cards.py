@@ -19,10 +19,12 @@ def _calls(training):
     lines = []
     for call in training.get("calls", []):
         frozen = f", {' and '.join(call['frozen'])} frozen" if call.get("frozen") else ""
+        dropped = (f", a tenth of that from step {call['lr_dropped_at']}"
+                   if call.get("lr_dropped_at") else "")
         lines.append(f"- steps {call.get('started_step')} to {call.get('ended_step')}: "
                      f"{call.get('batch')} crops of {call.get('crop')}x{call.get('crop')} per "
                      f"step, Adam at {call.get('lr')} (transforms) and {call.get('lr_new')} "
-                     f"(the rest){frozen}, on {call.get('device')}")
+                     f"(the rest){dropped}{frozen}, on {call.get('device')}")
     return lines
 
 
@@ -58,7 +60,9 @@ def card(model, report):
              f"{m['lambdas'][-1]}; qualities in between interpolate them; default quality "
              f"{m['default_quality']}",
              "- Networks (TFLite): int8-dynamic (int8 weights, activations quantized at run "
-             "time; the default), full-integer int8 ("
+             "time; the default"
+             + "".join(f"; {v}" for v in [m.get("optimization", {}).get("int8-dynamic")] if v)
+             + "), full-integer int8 ("
              + m.get("optimization", {}).get("int8", "post-training calibration")
              + "), float32", "",
              "## Training",

@@ -280,6 +280,7 @@ def main(weights, data_dir, output):
     """Export WEIGHTS (a .npz of jax_train.py or train.py) to one .aem model file."""
     from aedge import modelfile
 
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
     manifest, networks, arrays = export(weights, data_dir)
     modelfile.write(output, manifest, networks, arrays)
     sizes = ", ".join(f"{p}.{v} {len(b) / 1e3:.0f} kB" for (p, v), b in sorted(networks.items()))

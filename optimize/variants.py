@@ -96,9 +96,9 @@ def _finetune(stage_dir, codec, data_dir, steps, crop, batch, lr, fresh, prepare
     return codec, stage
 
 
-def choose_int8(base_path, candidates, crops):
-    """The int8 networks nearer float32 on held-out crops: BD-rate (PSNR) of each against the
-    float32 networks, over CHOICE_QUALITIES."""
+def choose_int8(base_path, candidates, crops, variant="int8"):
+    """BD-rate (PSNR) of each candidate's `variant` networks against the base's float32 ones
+    on held-out crops, over CHOICE_QUALITIES: the nearer ships."""
     from aedge import bench, metrics, registry
 
     def curve(path, variant):
@@ -114,7 +114,7 @@ def choose_int8(base_path, candidates, crops):
         return points
 
     reference = curve(base_path, "float32")
-    return {name: bench._bd(reference, curve(path, "int8"), "psnr")
+    return {name: bench._bd(reference, curve(path, variant), "psnr")
             for name, path in candidates.items()}
 
 
@@ -132,6 +132,9 @@ def choose_int8(base_path, candidates, crops):
 @click.option("--qat/--no-qat", default=True, show_default=True,
               help="Quantization-aware training of the int8 networks (tfmot), compared with "
                    "post-training calibration on held-out crops; the better one ships.")
+@click.option("--dynamic-qat/--no-dynamic-qat", default=True, show_default=True,
+              help="Quantization-aware training of the int8-dynamic networks (the default "
+                   "ones), compared with plain conversion on held-out crops; the better ships.")
 @click.option("--prune", "sparsities", type=click.FloatRange(0, 1, max_open=True),
               multiple=True, default=(0.5, 0.75),
               show_default=True, help="Target sparsity of a pruned model (repeat for several; "
@@ -154,8 +157,8 @@ def choose_int8(base_path, candidates, crops):
               help="Crops per training step.")
 @click.option("--fresh", is_flag=True, help="Fine-tune again even where weights exist.")
 @click.option("--ship", is_flag=True, help="Copy the chosen aedge.aem over the shipped model.")
-def main(weights, base_path, data_dir, out_dir, qat, sparsities, distill, steps, distill_steps,
-         qat_lr, prune_lr, distill_lr, crop, batch, fresh, ship):
+def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, distill, steps,
+         distill_steps, qat_lr, prune_lr, distill_lr, crop, batch, fresh, ship):
     """Build the device model files from WEIGHTS (make quantize)."""
     from aedge import modelfile
     from aedge.optimize import export
@@ -211,6 +214,39 @@ def main(weights, base_path, data_dir, out_dir, qat, sparsities, distill, steps,
                                       or bd["qat"] < bd["post-training"]):
             networks = qat_networks
             chosen["int8"] = "quantization-aware training (tfmot)"
+
+    if dynamic_qat:
+        from aedge.optimize import dynamic_qat as dynamic_module
+
+        undo = []
+
+        def round_as_dynamic(codec):
+            undo.append(dynamic_module.wrap(codec))
+            return []
+        codec, stage = _finetune(out / "dynamic", teacher(), data_dir, steps, crop, batch,
+                                 qat_lr, fresh, round_as_dynamic, lambda codec: undo.pop()())
+        dynamic_networks = dict(networks)
+        channels = {"g_a": 3, "h_a": arch.M_LATENT, "g_s": arch.M_LATENT}
+        for part in modelfile.NETWORKS:
+            dynamic_networks[part, "int8-dynamic"] = export.to_tflite(
+                getattr(codec, part), channels[part], dynamic=True)
+        notes = {"name": f"{base.name}-dynamic-qat",
+                 "int8-dynamic": "quantization-aware training (rounding as XNNPACK's qd8)",
+                 **stage}
+        path = out / "aedge-dynamic-qat.aem"
+        write_variant(path, base, dynamic_networks, dict(notes))
+        record("dynamic-qat", path, notes)
+        crops = export.held_out_crops(data_dir)
+        bd = choose_int8(reference, {"converted": reference, "qat": path}, crops,
+                         "int8-dynamic")
+        _log("int8-dynamic against float32 on held-out crops, BD-rate: "
+             + ", ".join(f"{k} {v:+.2f}%" for k, v in bd.items()))
+        summary["int8_dynamic_choice"] = {"held_out_crops": len(crops),
+                                          "bd_rate_vs_float32": bd}
+        if bd["qat"] is not None and (bd["converted"] is None or bd["qat"] < bd["converted"]):
+            networks = {**networks, **{k: v for k, v in dynamic_networks.items()
+                                       if k[1] == "int8-dynamic"}}
+            chosen["int8-dynamic"] = notes["int8-dynamic"]
 
     for sparsity in (s for s in sparsities if s > 0):
         from aedge.optimize import prune

@@ -293,12 +293,8 @@ class Codec:
     def _parse(self, data):
         file = bitstream.parse(data)
         if file.header.model_id not in modelfile.identities(self.model):
-            release = modelfile.RETIRED.get(file.header.model_id.hex())
-            if release:
-                raise AedgeError(f"file was made by model {file.header.model_id.hex()}, which "
-                                 f"aedge {release} ships and this aedge does not: decode it "
-                                 f"with aedge {release}")
-            raise AedgeError(f"file was made by model {file.header.model_id.hex()}, not by "
+            raise AedgeError(modelfile.retired(file.header.model_id) or
+                             f"file was made by model {file.header.model_id.hex()}, not by "
                              f"{self.identity.hex()} ({self.model.name})")
         return file
 

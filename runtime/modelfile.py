@@ -103,6 +103,15 @@ def identity_of(manifest, arrays):
 RETIRED = {"0436a2b036bac840": "0.3", "df44006a97aab7fc": "0.3"}
 
 
+def retired(identity):
+    """The error for a file of a retired model, naming the release that decodes it; else None."""
+    release = RETIRED.get(identity.hex())
+    if release:
+        return (f"file was made by model {identity.hex()}, which aedge {release} ships and this "
+                f"aedge does not: decode it with aedge {release}")
+    return None
+
+
 def identities(model):
     """The identity, then those of older releases of the same tables (aedge 0.3 hashed the
     whole file) that the model's manifest says it decodes too."""

@@ -1,5 +1,8 @@
 """A model's identity is its tables, not its networks: the variants of make quantize decode
 each other's files, and a file from other tables is refused."""
+import struct
+import zlib
+
 import numpy as np
 import pytest
 
@@ -50,17 +53,28 @@ def test_variants_decode_each_other(swapped, robin):
         assert decoder.decompress(data).shape == robin.shape
 
 
-def test_a_retired_model_is_named_with_the_release_that_decodes_it(tmp_path, robin):
+def test_a_retired_model_is_named_with_the_release_that_decodes_it():
     """robin-0.3.aei was made by aedge 0.3's model, whose tables this release no longer ships:
-    the error names that release; a model that lists the identity in also_decodes takes the
-    file."""
+    the error names that release, whether the model is looked up or given."""
     data = (DATA / "robin-0.3.aei").read_bytes()
     old = data[6:14]
     assert modelfile.RETIRED[old.hex()] == "0.3"
-    assert old not in modelfile.identities(modelfile.read(registry.default_model()))
-    with pytest.raises(AedgeError, match=f"model {old.hex()}, which aedge 0.3 ships .* "
-                                         "decode it with aedge 0.3$"):
+    message = f"^file was made by model {old.hex()}, which aedge 0.3 ships .* with aedge 0.3$"
+    with pytest.raises(AedgeError, match=message):
         aedge.decompress(data)
-    listing = _rewrite(tmp_path / "listing.aem", {"also_decodes": [old.hex()]})
-    assert old in modelfile.identities(listing)
-    assert aedge.load(model=listing.path).decompress(data).shape == robin.shape
+    with pytest.raises(AedgeError, match=message):
+        aedge.load().decompress(data)
+
+
+def test_also_decodes_takes_files_that_name_a_listed_identity(tmp_path, robin):
+    """A file whose header names another identity is refused, unless the model lists it."""
+    data = bytearray(aedge.load().compress(robin, 40))
+    other = bytes.fromhex("0123456789abcdef")
+    data[6:14] = other
+    data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[:-4])))
+    with pytest.raises(AedgeError, match=f"file was made by model {other.hex()}, not by"):
+        aedge.load().decompress(bytes(data))
+    listing = _rewrite(tmp_path / "listing.aem", {"also_decodes": [other.hex()]})
+    assert other in modelfile.identities(listing)
+    np.testing.assert_array_equal(aedge.load(model=listing.path).decompress(bytes(data)),
+                                  aedge.load().decompress(aedge.load().compress(robin, 40)))

@@ -66,6 +66,65 @@ def test_qat_networks_are_full_integer(built):
     assert set(choice["bd_rate_vs_float32"]) == {"post-training", "qat"}
 
 
+def test_dynamic_qat_changes_only_the_int8_dynamic_networks(built):
+    from aedge import modelfile
+    dynamic = modelfile.read(built / "aedge-dynamic-qat.aem")
+    base = modelfile.read(built / "aedge-base.aem")
+    assert dynamic.identity == base.identity
+    for part in modelfile.NETWORKS:
+        assert dynamic.network(part, "int8-dynamic") != base.network(part, "int8-dynamic")
+        assert dynamic.network(part, "float32") == base.network(part, "float32")
+    choice = json.loads((built / "optimize.json").read_text())["int8_dynamic_choice"]
+    assert set(choice["bd_rate_vs_float32"]) == {"converted", "qat"}
+
+
+def test_dynamic_rounding_imitates_the_converted_network():
+    """g_s with its convolutions wrapped by dynamic_qat lands nearer the int8-dynamic TFLite
+    network's output than the float model does (about half as far, measured): the fine-tune
+    trains against the rounding that runs, not a symmetric or weights-only one."""
+    from aedge.interpreter import _interpreter_class
+    from aedge.optimize import dynamic_qat, export
+    from aedge.train import architecture as arch
+    from aedge.train.model import Codec, build, load_npz
+
+    codec = load_npz(build(Codec()), ROOT / "models" / "hyper" / "weights.npz")
+    y = np.round(np.random.default_rng(0).normal(0, 3, (1, 6, 8, arch.M_LATENT))) / 4
+    y = y.astype(np.float32)
+    interpreter = _interpreter_class()(model_content=export.to_tflite(
+        codec.g_s, arch.M_LATENT, dynamic=True))
+    detail = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(detail["index"], y.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(detail["index"], y)
+    interpreter.invoke()
+    converted = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    plain = codec.g_s(y).numpy()
+    unwrap = dynamic_qat.wrap(codec)
+    rounded = codec.g_s(y).numpy()
+    unwrap()
+    np.testing.assert_array_equal(codec.g_s(y).numpy(), plain)
+    far, near = np.abs(plain - converted).mean(), np.abs(rounded - converted).mean()
+    assert near < 0.6 * far, (near, far)
+
+
+def test_dynamic_rounding_levels():
+    from aedge.optimize import dynamic_qat
+    x = tf.constant(np.random.default_rng(1).normal(1, 2, (2, 5, 7, 3)), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        q = dynamic_qat.round_input(x)
+    np.testing.assert_array_equal(tape.gradient(q, x), np.ones(x.shape))  # straight through
+    for image, original in zip(q.numpy(), x.numpy()):
+        step = (original.max() - min(original.min(), 0)) / 255
+        assert len(np.unique(image)) <= 256
+        assert np.abs(image - original).max() <= 0.5 * step + 1e-6
+    kernel = tf.constant(np.random.default_rng(2).normal(0, 1, (3, 3, 4, 5)), tf.float32)
+    w = dynamic_qat.round_kernel(kernel).numpy()
+    peak = np.abs(kernel.numpy()).max(axis=(0, 1, 2))
+    np.testing.assert_allclose(np.abs(w).max(axis=(0, 1, 2)), peak, rtol=1e-6)
+    np.testing.assert_allclose(w / (peak / 127), np.round(w / (peak / 127)), atol=1e-4)
+
+
 def test_pruning_reaches_its_target(built):
     from aedge import modelfile
     from aedge.optimize import report
@@ -92,7 +151,7 @@ def test_every_variant_decodes_every_other(built):
     import aedge
     image = synthetic(80, 112, seed=9)
     files = sorted(built.glob("aedge*.aem"))
-    assert len(files) == 5  # base, qat, sparse50, fast, and the one to ship
+    assert len(files) == 6  # base, qat, dynamic-qat, sparse50, fast, and the one to ship
     codecs = [aedge.load(model=str(f), variant=v) for f in files for v in ("int8-dynamic", "int8")]
     for encoder in codecs:
         data = encoder.compress(image, 50)

@@ -14,7 +14,6 @@ def test_open_gives_the_pixels_aedge_decompress_gives():
     image = Image.open(DATA / "robin.aei")
     assert (image.format, image.mode, image.size) == ("AEI", "RGB", (256, 256))
     assert image.info["quality"] == aedge.load().default_quality
-    # robin.aei names the identity aedge 0.3 gave the shipped tables
     assert bytes.fromhex(image.info["model"]) in modelfile.identities(aedge.load().model)
     expected = aedge.decompress((DATA / "robin.aei").read_bytes())
     np.testing.assert_array_equal(np.asarray(image), expected)
