@@ -158,8 +158,8 @@ class Codec:
         """y over a region of latents, block by block, each with its margin."""
         r0, r1, c0, c1 = region
         out = np.empty((r1 - r0, c1 - c0, self.m), np.float32)
-        for a, b, c, d in tiles.blocks(r0, r1, c0, c1, tiles.BLOCK):
-            g = tiles.grown(a, b, c, d, G_A_MARGIN, *shape)
+        for (a, b, c, d), g in tiles.by_shape(tiles.blocks(r0, r1, c0, c1, tiles.BLOCK),
+                                              lambda k: tiles.grown(*k, G_A_MARGIN, *shape)):
             x = _pixels(rgb, *(STRIDE * v for v in g))
             with clock("networks"):
                 y = self._network("g_a")(x[None])[0]
@@ -173,8 +173,9 @@ class Codec:
         neighbouring tiles' y."""
         a0, a1, b0, b1 = grid.z_bounds(i, j)
         out = np.empty((a1 - a0, b1 - b0, self.z_channels), np.float32)
-        for p0, p1, q0, q1 in tiles.blocks(a0, a1, b0, b1, tiles.H_A_BLOCK):
-            g = tiles.grown(4 * p0, 4 * p1, 4 * q0, 4 * q1, H_A_MARGIN, *grid.y)
+        for (p0, p1, q0, q1), g in tiles.by_shape(
+                tiles.blocks(a0, a1, b0, b1, tiles.H_A_BLOCK),
+                lambda k: tiles.grown(*(4 * v for v in k), H_A_MARGIN, *grid.y)):
             y = tiles.gather(y_tiles, grid.tile, *g)
             with clock("networks"):
                 z = self._network("h_a")(y[None])[0]
@@ -200,13 +201,18 @@ class Codec:
         arrays, row = self.model.arrays, quality - 1
         shift = hyper.GAIN_FRAC_BITS - hyper.ACT_FRAC_BITS
         a = hyper.shift_round(z_q * arrays["gain_z_inverse"][row], shift)
-        out = self.h_s(np.clip(a, -hyper.ACT_LIMIT, hyper.ACT_LIMIT))
+        # Integers held in float64, every value below 2**40: exact, as in h_s itself.
+        out = self.h_s.floats(np.clip(a, -hyper.ACT_LIMIT, hyper.ACT_LIMIT))
         mean = out[..., :self.m] * arrays["gain_y"][row]
-        log2_scale = out[..., self.m:] + arrays["log2_gain_y"][row]
-        index = ((log2_scale - self.log2_scale_min) * self.per_octave
-                 + (1 << (hyper.ACT_FRAC_BITS - 1))) >> hyper.ACT_FRAC_BITS
-        index = np.clip(index, 0, len(self.y_model.offsets) - 1)
-        return mean / float(1 << (hyper.ACT_FRAC_BITS + hyper.GAIN_FRAC_BITS)), index
+        log2_scale = out[..., self.m:]
+        log2_scale += arrays["log2_gain_y"][row] - self.log2_scale_min
+        log2_scale *= self.per_octave
+        log2_scale += 1 << (hyper.ACT_FRAC_BITS - 1)
+        log2_scale *= 1.0 / (1 << hyper.ACT_FRAC_BITS)  # a power of two: exact
+        index = np.floor(log2_scale, out=log2_scale)
+        np.clip(index, 0, len(self.y_model.offsets) - 1, out=index)
+        mean *= 1.0 / (1 << (hyper.ACT_FRAC_BITS + hyper.GAIN_FRAC_BITS))
+        return mean, index.astype(np.int64)
 
     # --- decompress -----------------------------------------------------------------------
 
@@ -240,8 +246,9 @@ class Codec:
             top = i * band_height
             band = np.empty((min(height - top, band_height), width, 3), np.uint8)
             for j in range(grid.cols):
-                for a, b, c, d in tiles.blocks(*grid.y_bounds(i, j), tiles.BLOCK):
-                    g = tiles.grown(a, b, c, d, G_S_MARGIN, *grid.y)
+                for (a, b, c, d), g in tiles.by_shape(
+                        tiles.blocks(*grid.y_bounds(i, j), tiles.BLOCK),
+                        lambda k: tiles.grown(*k, G_S_MARGIN, *grid.y)):
                     y_hat = tiles.gather(y_tiles, grid.tile, *g)
                     with clock("networks"):
                         x = self._network("g_s")(y_hat[None])[0]

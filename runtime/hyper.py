@@ -67,13 +67,23 @@ class HyperSynthesis:
 
     def __call__(self, a):
         """a: int64 (h, w, channels) -> int64 (h * 2**ups, w * 2**ups, out_channels)."""
+        return self.floats(a).astype(np.int64)
+
+    def floats(self, a):
+        """The same integers, left in float64 (exact): the caller's next steps are exact in
+        float64 too, and converting the largest array of h_s costs as much as a layer."""
         a = np.asarray(a, np.float64)
         for (kind, k, out, act), (kernel, bias_half, scale) in zip(self.layers, self.weights):
-            a = np.floor((_patches(a, k) @ kernel + bias_half) * scale)
+            a = _patches(a, k) @ kernel
+            # In place: on a Kodak image the last layer's output is 590,000 values, and each
+            # temporary of that size costs about as much as its matrix product.
+            a += bias_half
+            a *= scale
+            np.floor(a, out=a)
             if kind == "up":
                 a = depth_to_space(a)
-            a = np.clip(a, 0 if act == "relu" else -ACT_LIMIT, ACT_LIMIT)
-        return a.astype(np.int64)
+            np.clip(a, 0 if act == "relu" else -ACT_LIMIT, ACT_LIMIT, out=a)
+        return a
 
 
 def _patches(a, k):

@@ -61,6 +61,14 @@ def blocks(r0, r1, c0, c1, size):
     return [(a, b, c, d) for a, b in spans(r0, r1, size) for c, d in spans(c0, c1, size)]
 
 
+def by_shape(blocks, grow):
+    """[(block, grow(block))], ordered by the grown region's shape: a network re-plans its
+    graph whenever its input's shape changes (about half a millisecond in LiteRT), and no
+    result depends on the order of the calls."""
+    pairs = [(block, grow(block)) for block in blocks]
+    return sorted(pairs, key=lambda pair: (pair[1][1] - pair[1][0], pair[1][3] - pair[1][2]))
+
+
 def grown(r0, r1, c0, c1, margin, rows, cols):
     """The region with `margin` more on every side, within (0, rows) x (0, cols)."""
     return max(r0 - margin, 0), min(r1 + margin, rows), max(c0 - margin, 0), min(c1 + margin, cols)

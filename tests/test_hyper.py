@@ -57,6 +57,9 @@ def test_integer_h_s_equals_a_plain_reference():
     out = net(a)
     assert out.shape == (6, 8, 6)
     np.testing.assert_array_equal(out, reference(LAYERS, weights, a))
+    floats = net.floats(a)  # what the codec takes on with, in float64
+    assert floats.dtype == np.float64
+    np.testing.assert_array_equal(floats, out)
 
 
 def test_saturated_inputs_stay_exact():

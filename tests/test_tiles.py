@@ -46,6 +46,19 @@ def test_gather_joins_tiles():
     np.testing.assert_array_equal(tiles.gather(tile, 4, 5, 6, 5, 6), whole[5:6, 5:6])
 
 
+def test_calls_are_grouped_by_shape():
+    """Every block once, and each input shape in one run: the network re-plans only when the
+    shape changes, at most once per distinct shape."""
+    blocks = tiles.blocks(0, 48, 0, 70, 16)
+    grow = lambda k: tiles.grown(*k, 2, 48, 70)
+    pairs = tiles.by_shape(blocks, grow)
+    assert sorted(b for b, _ in pairs) == sorted(blocks)
+    assert all(g == grow(b) for b, g in pairs)
+    shapes = [(g[1] - g[0], g[3] - g[2]) for _, g in pairs]
+    runs = sum(1 for i, s in enumerate(shapes) if i == 0 or s != shapes[i - 1])
+    assert runs == len(set(shapes)) < len(blocks)
+
+
 def test_blocks_lie_on_a_fixed_grid():
     covered = np.zeros((100, 130), int)
     for a, b, c, d in tiles.blocks(16, 100, 0, 130, 16):
