@@ -324,9 +324,13 @@ def _pixels(rgb, y0, y1, x0, x1):
     """A region of the image padded to whole latents by repeating its last row and column
     (cheaper to code than black), as float32 in [0, 1]."""
     height, width = rgb.shape[:2]
-    rows = np.minimum(np.arange(y0, y1), height - 1)
-    cols = np.minimum(np.arange(x0, x1), width - 1)
-    return rgb[rows[:, None], cols].astype(np.float32) / np.float32(255)
+    if y1 <= height and x1 <= width:  # inside the image: a view, not a gather
+        block = rgb[y0:y1, x0:x1]
+    else:
+        rows = np.minimum(np.arange(y0, y1), height - 1)
+        cols = np.minimum(np.arange(x0, x1), width - 1)
+        block = rgb[rows[:, None], cols]
+    return np.divide(block, np.float32(255), dtype=np.float32)
 
 
 class _Clock:
