@@ -14,6 +14,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -161,8 +162,10 @@ def main():
     report = {"machine": f"{cpu_model()}, "
                          f"{__import__('os').cpu_count()} cores, Python "
                          f"{platform.python_version()}",
-              "pieces": pieces_against_whole(args.folder),
-              "large": large_images(args.folder, out)}
+              "pieces": pieces_against_whole(args.folder)}
+    # The mosaics and their codings are hundreds of MB: scratch, never beside the results.
+    with tempfile.TemporaryDirectory() as scratch:
+        report["large"] = large_images(args.folder, Path(scratch))
     (out / "memory.json").write_text(json.dumps(report, indent=1))
     (out / "memory.md").write_text(markdown(report))
     print(markdown(report))
