@@ -48,7 +48,7 @@ def card(model, report):
     t = m.get("training", {})
     lines = [f"# {m['name']}", "",
              f"- File: `{model.path.name}`, identity `{model.identity.hex()}`"
-             + "".join(f" (also decodes files naming `{h}`, aedge 0.3's identity of the same "
+             + "".join(f" (also decodes files naming `{h}`, another identity of the same "
                        "tables)" for h in m.get("also_decodes", [])),
              f"- Architecture: {m['architecture']} (Minnen et al. 2018) on the transforms of "
              f"Ballé et al. 2018: 4 strided 4x4 convolutions with GDN, mirrored by sub-pixel "

@@ -56,7 +56,7 @@ def wrap(codec):
         conv.convolution_op = (lambda op: lambda x, kernel: op(round_input(x),
                                                                round_kernel(kernel)))(op)
 
-    def unwrap(_codec=None):
+    def unwrap():
         for conv, op in originals:
             conv.convolution_op = op
     return unwrap

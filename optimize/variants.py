@@ -5,9 +5,13 @@ In the build folder (build/quantize):
     aedge-qat.aem       the base model, its int8 networks from quantization-aware training
     aedge-sparse50.aem  all networks pruned to 50% zeros, fine-tuned; -sparse75 alike
     aedge-fast.aem      the distilled student (architecture.STUDENT_FILTERS channels)
-    aedge.aem           the model to ship: the base with the better int8 networks
-    aedge-base.aem      the base, its int8 networks from post-training calibration (made
-                        anew: the base may be a model shipped with QAT networks)
+    aedge-dynamic-qat.aem  the base, its int8-dynamic networks from quantization-aware
+                        training that rounds as the run-time kernels do (dynamic_qat.py)
+    aedge.aem           the model to ship: the base with the better int8 and int8-dynamic
+                        networks
+    aedge-base.aem      the base, its int8 networks from post-training calibration and its
+                        int8-dynamic ones plainly converted (made anew: the base may be a
+                        model shipped with quantization-aware networks)
     <name>/             each fine-tune's weights (.npz), log and stage.json
 
 Every file keeps the base model's tables and so its identity (runtime/modelfile.py): a file
@@ -26,6 +30,8 @@ from aedge.train import architecture as arch
 
 # Quality settings the int8 networks are compared at, on held-out training crops.
 CHOICE_QUALITIES = (1, 25, 50, 75, 100)
+# Input channels of each network, for conversion.
+INPUT_CHANNELS = {"g_a": 3, "h_a": arch.M_LATENT, "g_s": arch.M_LATENT}
 
 
 def _log(message):
@@ -96,26 +102,21 @@ def _finetune(stage_dir, codec, data_dir, steps, crop, batch, lr, fresh, prepare
     return codec, stage
 
 
-def choose_int8(base_path, candidates, crops, variant="int8"):
-    """BD-rate (PSNR) of each candidate's `variant` networks against the base's float32 ones
-    on held-out crops, over CHOICE_QUALITIES: the nearer ships."""
-    from aedge import bench, metrics, registry
+def held_out_curve(path, variant, crops):
+    """Mean bpp and PSNR of a model's `variant` networks on held-out crops, at
+    CHOICE_QUALITIES: what the int8 networks are chosen on."""
+    from aedge import metrics, registry
 
-    def curve(path, variant):
-        codec = registry.load(model=path, variant=variant)
-        points = []
-        for q in CHOICE_QUALITIES:
-            bpp, psnr = [], []
-            for crop in crops:
-                data = codec.compress(crop, q)
-                bpp.append(metrics.bits_per_pixel(len(data), crop.shape[1], crop.shape[0]))
-                psnr.append(metrics.psnr(crop, codec.decompress(data)))
-            points.append({"bpp": float(np.mean(bpp)), "psnr": float(np.mean(psnr))})
-        return points
-
-    reference = curve(base_path, "float32")
-    return {name: bench._bd(reference, curve(path, variant), "psnr")
-            for name, path in candidates.items()}
+    codec = registry.load(model=path, variant=variant)
+    points = []
+    for q in CHOICE_QUALITIES:
+        bpp, psnr = [], []
+        for crop in crops:
+            data = codec.compress(crop, q)
+            bpp.append(metrics.bits_per_pixel(len(data), crop.shape[1], crop.shape[0]))
+            psnr.append(metrics.psnr(crop, codec.decompress(data)))
+        points.append({"bpp": float(np.mean(bpp)), "psnr": float(np.mean(psnr))})
+    return points
 
 
 @click.command()
@@ -174,7 +175,8 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
     images = export.calibration_images(data_dir)
     calibrated = export.networks(teacher(), images)
     networks = {**base.networks(),
-                **{(p, "int8"): calibrated[p, "int8"] for p in modelfile.NETWORKS}}
+                **{(p, v): calibrated[p, v] for p in modelfile.NETWORKS
+                   for v in ("int8", "int8-dynamic")}}
     reference = out / "aedge-base.aem"  # what every variant is compared with
     write_variant(reference, base, networks, {"int8": "post-training calibration"})
     summary = {"base": str(base_path), "weights": str(weights), "models": {}}
@@ -184,36 +186,53 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         _log(f"wrote {path}")
 
     chosen = {"name": base.name, "int8": "post-training calibration"}
+    held_out = {}  # the crops that choose between networks, and float32's curve on them
+
+    def nearer_float32(variant, candidate, plain):
+        """Whether the candidate's `variant` networks come nearer the float32 ones than the
+        reference's (named `plain`), by BD-rate on held-out crops; logged and summarized."""
+        from aedge import bench
+
+        if not held_out:
+            crops = export.held_out_crops(data_dir)
+            if not crops:
+                raise click.ClickException(
+                    f"no held-out photo of {data_dir} is 256x256 or larger: nothing to choose "
+                    "the int8 networks on (--no-qat --no-dynamic-qat)")
+            held_out.update(crops=crops, float32=held_out_curve(reference, "float32", crops))
+        bd = {name: bench._bd(held_out["float32"],
+                              held_out_curve(path, variant, held_out["crops"]), "psnr")
+              for name, path in ((plain, reference), ("qat", candidate))}
+        _log(f"{variant} against float32 on held-out crops, BD-rate: "
+             + ", ".join(f"{k} {v:+.2f}%" for k, v in bd.items()))
+        summary[f"{variant.replace('-', '_')}_choice"] = {
+            "held_out_crops": len(held_out["crops"]), "bd_rate_vs_float32": bd}
+        return bd["qat"] is not None and (bd[plain] is None or bd["qat"] < bd[plain])
+
+    def quantization_aware(variant, name, label, prepare, finish, convert):
+        """A fine-tune for one network variant, its model file, and whether it ships."""
+        nonlocal networks
+        codec, stage = _finetune(out / name, teacher(), data_dir, steps, crop, batch, qat_lr,
+                                 fresh, prepare, finish)
+        trained = {**networks, **{(p, variant): convert(getattr(codec, p), INPUT_CHANNELS[p])
+                                  for p in modelfile.NETWORKS}}
+        notes = {"name": f"{base.name}-{name}", variant: label, **stage}
+        path = out / f"aedge-{name}.aem"
+        write_variant(path, base, trained, dict(notes))
+        record(name, path, notes)
+        plain = "post-training" if variant == "int8" else "converted"
+        if nearer_float32(variant, path, plain):
+            networks = trained
+            chosen[variant] = label
+
     if qat:
         from aedge.optimize import qat as qat_module
 
         def quantize(codec):
             qat_module.quantize_codec(codec, images)
             return []
-        codec, stage = _finetune(out / "qat", teacher(), data_dir, steps, crop, batch, qat_lr,
-                                 fresh, quantize)
-        channels = {"g_a": 3, "h_a": arch.M_LATENT, "g_s": arch.M_LATENT}
-        qat_networks = dict(networks)
-        for part in modelfile.NETWORKS:
-            qat_networks[part, "int8"] = qat_module.to_int8(getattr(codec, part),
-                                                            channels[part])
-        notes = {"name": f"{base.name}-qat", "int8": "quantization-aware training (tfmot)",
-                 **stage}
-        path = out / "aedge-qat.aem"
-        write_variant(path, base, qat_networks, dict(notes))
-        record("qat", path, notes)
-        crops = export.held_out_crops(data_dir)
-        if not crops:
-            raise click.ClickException(f"no held-out photo of {data_dir} is 256x256 or larger: "
-                                       "nothing to choose the int8 networks on (--no-qat)")
-        bd = choose_int8(reference, {"post-training": reference, "qat": path}, crops)
-        _log("int8 against float32 on held-out crops, BD-rate: "
-             + ", ".join(f"{k} {v:+.2f}%" for k, v in bd.items()))
-        summary["int8_choice"] = {"held_out_crops": len(crops), "bd_rate_vs_float32": bd}
-        if bd["qat"] is not None and (bd["post-training"] is None
-                                      or bd["qat"] < bd["post-training"]):
-            networks = qat_networks
-            chosen["int8"] = "quantization-aware training (tfmot)"
+        quantization_aware("int8", "qat", "quantization-aware training (tfmot)", quantize, None,
+                           qat_module.to_int8)
 
     if dynamic_qat:
         from aedge.optimize import dynamic_qat as dynamic_module
@@ -223,30 +242,11 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         def round_as_dynamic(codec):
             undo.append(dynamic_module.wrap(codec))
             return []
-        codec, stage = _finetune(out / "dynamic", teacher(), data_dir, steps, crop, batch,
-                                 qat_lr, fresh, round_as_dynamic, lambda codec: undo.pop()())
-        dynamic_networks = dict(networks)
-        channels = {"g_a": 3, "h_a": arch.M_LATENT, "g_s": arch.M_LATENT}
-        for part in modelfile.NETWORKS:
-            dynamic_networks[part, "int8-dynamic"] = export.to_tflite(
-                getattr(codec, part), channels[part], dynamic=True)
-        notes = {"name": f"{base.name}-dynamic-qat",
-                 "int8-dynamic": "quantization-aware training (rounding as XNNPACK's qd8)",
-                 **stage}
-        path = out / "aedge-dynamic-qat.aem"
-        write_variant(path, base, dynamic_networks, dict(notes))
-        record("dynamic-qat", path, notes)
-        crops = export.held_out_crops(data_dir)
-        bd = choose_int8(reference, {"converted": reference, "qat": path}, crops,
-                         "int8-dynamic")
-        _log("int8-dynamic against float32 on held-out crops, BD-rate: "
-             + ", ".join(f"{k} {v:+.2f}%" for k, v in bd.items()))
-        summary["int8_dynamic_choice"] = {"held_out_crops": len(crops),
-                                          "bd_rate_vs_float32": bd}
-        if bd["qat"] is not None and (bd["converted"] is None or bd["qat"] < bd["converted"]):
-            networks = {**networks, **{k: v for k, v in dynamic_networks.items()
-                                       if k[1] == "int8-dynamic"}}
-            chosen["int8-dynamic"] = notes["int8-dynamic"]
+        quantization_aware("int8-dynamic", "dynamic-qat",
+                           "quantization-aware training (rounding as XNNPACK's qd8)",
+                           round_as_dynamic, lambda codec: undo.pop()(),
+                           lambda layer, channels: export.to_tflite(layer, channels,
+                                                                    dynamic=True))
 
     for sparsity in (s for s in sparsities if s > 0):
         from aedge.optimize import prune

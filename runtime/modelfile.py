@@ -62,11 +62,6 @@ class ModelFile:
     def default_variant(self):
         return self.variants[0]
 
-    @property
-    def file_hash(self):
-        """What aedge 0.3 took for the identity: the first 8 bytes of the whole file's SHA-256."""
-        return hashlib.sha256(self._data).digest()[:8]
-
     def networks(self):
         """{(part, variant): flatbuffer} of every network the file holds."""
         return {(p, v): self.network(p, v) for p in NETWORKS for v in self.variants}

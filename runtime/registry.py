@@ -40,7 +40,8 @@ def find_by_identity(identity):
                 return path
         except AedgeError:
             continue  # one broken file in a model folder must not hide the others
-    raise AedgeError(modelfile.retired(identity) or f"no model with identity {identity.hex()} is installed; pass the model "
+    raise AedgeError(modelfile.retired(identity) or
+                     f"no model with identity {identity.hex()} is installed; pass the model "
                      "that made this file with --model, or add its folder to $AEDGE_MODEL_PATH")
 
 
