@@ -23,12 +23,15 @@ from aedge.interpreter import _interpreter_class, quiet_stderr
 
 # (label, model file in the build folder, networks)
 ROWS = (("float32", "aedge-base.aem", "float32"),
-        ("int8-dynamic", "aedge-base.aem", "int8-dynamic"),
+        ("int8-dynamic, converted", "aedge-base.aem", "int8-dynamic"),
+        ("int8-dynamic, QAT (default)", "aedge-dynamic-qat.aem", "int8-dynamic"),
         ("int8, post-training", "aedge-base.aem", "int8"),
         ("int8, QAT", "aedge-qat.aem", "int8"),
         ("50% sparse", "aedge-sparse50.aem", "int8-dynamic"),
         ("75% sparse", "aedge-sparse75.aem", "int8-dynamic"),
         ("fast (distilled)", "aedge-fast.aem", "int8-dynamic"))
+# The networks a plain `aedge compress` runs: every row's speed is given against theirs.
+SHIPPED = "int8-dynamic, QAT (default)"
 CROSS_IMAGES = 3  # decoded by both interpreters
 MEASURE_SIDE = 256  # image side at which MACs are counted
 
@@ -134,8 +137,19 @@ def measure(build, kodak, python=None, limit=None, progress=None):
             row["tflite_runtime_max_difference"] = cross_interpreter(path, variant, photos,
                                                                      python)
         rows.append(row)
+    speed_against(rows)
     return {"kodak": str(kodak), "images": len(photos), "machine": bench._machine(),
             "rows": rows}
+
+
+def speed_against(rows, label=SHIPPED):
+    """Each row's encode + decode time as a speed-up over the shipped networks' (the first
+    int8-dynamic row when the build has no quantization-aware ones)."""
+    shipped = next((r for r in rows if r["variant"] == label), None) or next(
+        (r for r in rows if r["networks"] == "int8-dynamic"), None)
+    for r in rows:
+        r["speedup_vs_default"] = None if shipped is None else (
+            (shipped["encode_ms"] + shipped["decode_ms"]) / (r["encode_ms"] + r["decode_ms"]))
 
 
 def _bd_psnr(reference, test):
@@ -149,15 +163,17 @@ def markdown(report):
     lines = [f"Kodak ({report['images']} images), {machine.get('cpu', 'this CPU')}; "
              "times are means over the 8 qualities, in-process, entropy coding included. "
              "bpp, PSNR and MS-SSIM at the default quality; BD-rates on PSNR over the whole "
-             "curve (q1..100); tflite-runtime: the largest difference, in levels, between its "
+             "curve (q1..100); speed: encode + decode against the default networks'; "
+             "tflite-runtime: the largest difference, in levels, between its "
              f"decoding and ai-edge-litert's (first {CROSS_IMAGES} images).", "",
              "| variant | networks | file MB | gzip MB | networks MB (deflated) | sparsity | "
              "kMAC/px | bpp | PSNR | MS-SSIM | BD vs float32 | dB vs float32 | BD vs JPEG | "
-             "encode ms | decode ms | tflite-runtime |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "encode ms | decode ms | speed vs default | tflite-runtime |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     pct = lambda v: "n/a" if v is None else f"{v:+.1f}%"
     for r in report["rows"]:
         cross = r.get("tflite_runtime_max_difference")
+        speed = r.get("speedup_vs_default")
         lines.append(
             f"| {r['variant']} | {r['networks']} | {r['file_bytes'] / 1e6:.2f} | "
             f"{r['gzip_bytes'] / 1e6:.2f} | {r['network_bytes'] / 1e6:.2f} | "
@@ -165,6 +181,7 @@ def markdown(report):
             f"{r['psnr']:.2f} | {r['ms_ssim']:.4f} | {pct(r['bd_rate_vs_float32'])} | "
             f"{r['bd_psnr_vs_float32']:+.2f} | {pct(r['bd_rate_vs_jpeg'])} | "
             f"{r['encode_ms']:.0f} | {r['decode_ms']:.0f} | "
+            f"{'n/a' if speed is None else f'{speed:.2f}x'} | "
             f"{'not run' if cross is None else cross} |")
     return "\n".join(lines) + "\n"
 

@@ -4,7 +4,7 @@ the model file exported from them.
 In the build folder (build/quantize):
     aedge-qat.aem       the base model, its int8 networks from quantization-aware training
     aedge-sparse50.aem  all networks pruned to 50% zeros, fine-tuned; -sparse75 alike
-    aedge-fast.aem      the distilled student (architecture.STUDENT_FILTERS channels)
+    aedge-fast.aem      the distilled student (architecture.STUDENT_FILTERS channels per stage)
     aedge-dynamic-qat.aem  the base, its int8-dynamic networks from quantization-aware
                         training that rounds as the run-time kernels do (dynamic_qat.py)
     aedge.aem           the model to ship: the base with the better int8 and int8-dynamic
@@ -272,8 +272,8 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
             out / "fast", student, data_dir, distill_steps, crop, batch, distill_lr, fresh,
             lambda c: [], extra_loss=distill_module.distillation_loss(teacher_codec, student))
         from aedge.train.model import macs_per_pixel
-        notes = {"name": f"{base.name}-fast", "filters": arch.STUDENT_FILTERS,
-                 "teacher_filters": arch.N_FILTERS, **stage,
+        notes = {"name": f"{base.name}-fast", "filters": list(arch.widths(arch.STUDENT_FILTERS)),
+                 "teacher_filters": list(arch.widths(arch.N_FILTERS)), **stage,
                  "macs_per_pixel": [round(m) for m in macs_per_pixel(arch.STUDENT_FILTERS)],
                  "teacher_macs_per_pixel": [round(m) for m in macs_per_pixel()]}
         path = out / "aedge-fast.aem"

@@ -137,14 +137,15 @@ def test_pruning_reaches_its_target(built):
     assert dense < 0.05 and measured > dense + 0.45
 
 
-def test_student_has_about_half_the_macs(built):
+def test_student_has_about_a_third_of_the_macs(built):
     from aedge import modelfile
     from aedge.optimize import report
     _, student = report.network_stats(modelfile.read(built / "aedge-fast.aem"), "float32")
     _, teacher = report.network_stats(modelfile.read(built / "aedge-base.aem"), "float32")
-    assert 0.4 < student / teacher < 0.6
+    # g_a + h_a + g_s and GDN, counted in the graphs: h_a is the teacher's.
+    assert 0.25 < student / teacher < 0.45
     notes = modelfile.read(built / "aedge-fast.aem").manifest["optimization"]
-    assert notes["filters"] < notes["teacher_filters"]
+    assert notes["filters"] == [16, 32, 64] and notes["teacher_filters"] == [64, 64, 64]
 
 
 def test_every_variant_decodes_every_other(built):

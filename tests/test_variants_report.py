@@ -24,6 +24,33 @@ def test_table_names_every_column():
            "macs_per_pixel": 24840, "bpp": 1.1, "psnr": 34.0, "ms_ssim": 0.98,
            "bd_rate_vs_float32": 0.0, "bd_psnr_vs_float32": 0.0, "bd_rate_vs_jpeg": -21.3,
            "encode_ms": 60.0, "decode_ms": 120.0, "tflite_runtime_max_difference": 1}
+    shipped = {**row, "variant": report.SHIPPED, "networks": "int8-dynamic",
+               "encode_ms": 40.0, "decode_ms": 50.0}
+    report.speed_against([row, shipped])
     text = report.markdown({"images": 24, "machine": {"cpu": "x"}, "rows": [row]})
     assert ("| float32 | float32 | 10.00 | 9.90 | 5.00 | 50.0% | 24.8 | 1.100 | 34.00 | "
-            "0.9800 | +0.0% | +0.00 | -21.3% | 60 | 120 | 1 |") in text
+            "0.9800 | +0.0% | +0.00 | -21.3% | 60 | 120 | 0.50x | 1 |") in text
+
+
+def test_speed_is_against_the_shipped_networks_or_the_first_int8_dynamic_ones():
+    rows = [{"variant": v, "networks": n, "encode_ms": e, "decode_ms": d}
+            for v, n, e, d in (("float32", "float32", 100.0, 200.0),
+                               ("int8-dynamic, converted", "int8-dynamic", 50.0, 50.0),
+                               (report.SHIPPED, "int8-dynamic", 60.0, 60.0),
+                               ("fast", "int8-dynamic", 30.0, 30.0))]
+    report.speed_against(rows)
+    assert [r["speedup_vs_default"] for r in rows] == pytest.approx([0.4, 1.2, 1.0, 2.0])
+    report.speed_against(rows[:2] + rows[3:])
+    assert rows[3]["speedup_vs_default"] == pytest.approx(100 / 60)
+    report.speed_against(rows[:1])
+    assert rows[0]["speedup_vs_default"] is None
+
+
+def test_student_widths_run_from_the_highest_resolution_down_in_both_chains():
+    w = arch.widths(arch.STUDENT_FILTERS)
+    assert [layer[2] for layer in arch.g_a(arch.STUDENT_FILTERS)] == [*w, arch.M_LATENT]
+    assert [layer[2] for layer in arch.g_s(arch.STUDENT_FILTERS)] == [*w[::-1], 3]
+    assert w[0] < w[-1]  # narrowest where the pixels are
+    assert arch.g_a(arch.N_FILTERS) == arch.G_A and arch.widths(40) == (40, 40, 40)
+    with pytest.raises(ValueError, match="one number or three"):
+        arch.widths((16, 32))

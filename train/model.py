@@ -206,7 +206,7 @@ class Codec(keras.Model):
             raise ValueError(f"distortion must be one of {DISTORTIONS}")
         self.lambdas = tuple(float(v) for v in lambdas)
         self.distortion = distortion
-        self.filters = int(filters)
+        self.filters = arch.widths(filters)
         self.chains = {"g_a": arch.g_a(self.filters), "g_s": arch.g_s(self.filters),
                        "h_a": arch.H_A}
         self.g_a = transform("g_a", self.chains["g_a"])
