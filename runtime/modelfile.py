@@ -200,9 +200,13 @@ def unpack_tables(packed):
     return [packed[k, 1:n + 1] for k, n in enumerate(lengths)]
 
 
-def write(path, manifest, networks, arrays):
+def write(path, manifest, networks, arrays, compression=zipfile.ZIP_DEFLATED):
     """Writes atomically, byte for byte the same for the same inputs (fixed ZIP timestamps).
-    networks: {(part, variant): flatbuffer}; arrays: {name: integer array}."""
+    networks: {(part, variant): flatbuffer}; arrays: {name: integer array}.
+
+    compression: deflate by default, which a codec inflates in a few milliseconds when it
+    first needs a network. zipfile.ZIP_LZMA makes files that are smaller where size is the
+    point (the pruned models: deflate codes their scattered zeros poorly) and slower to open."""
     manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **manifest}
     npz = io.BytesIO()
     np.savez(npz, **{k: _narrowest(v) for k, v in sorted(arrays.items())})
@@ -210,10 +214,12 @@ def write(path, manifest, networks, arrays):
     members += [(network_member(p, v), networks[p, v]) for p, v in sorted(networks)]
     members.append((ARRAYS, _stable_npz(npz.getvalue())))
     archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+    if compression not in (zipfile.ZIP_DEFLATED, zipfile.ZIP_LZMA):
+        raise ValueError("a model file is deflated or LZMA-compressed")
+    with zipfile.ZipFile(archive, "w") as z:
         for name, payload in members:
             info = zipfile.ZipInfo(name, date_time=(2025, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = compression
             z.writestr(info, payload, compresslevel=9)
     atomic_write(path, archive.getvalue(), force=True)
 

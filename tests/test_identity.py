@@ -78,3 +78,26 @@ def test_also_decodes_takes_files_that_name_a_listed_identity(tmp_path, robin):
     assert other in modelfile.identities(listing)
     np.testing.assert_array_equal(aedge.load(model=listing.path).decompress(bytes(data)),
                                   aedge.load().decompress(aedge.load().compress(robin, 40)))
+
+
+def test_an_lzma_model_file_is_the_same_model(tmp_path, robin):
+    """What make quantize writes for the pruned models: the same identity and networks, and
+    it decodes what the shipped model encodes to the same pixels."""
+    import zipfile
+
+    shipped = modelfile.read(registry.default_model())
+    networks = {(p, "int8-dynamic"): shipped.network(p, "int8-dynamic")
+                for p in modelfile.NETWORKS}
+    kept = {k: v for k, v in shipped.manifest.items() if not k.startswith("format")}
+    path = tmp_path / "lzma.aem"
+    modelfile.write(path, kept, networks, shipped.arrays, zipfile.ZIP_LZMA)
+    with zipfile.ZipFile(path) as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_LZMA}
+    model = modelfile.read(path)
+    assert model.identity == shipped.identity and model.networks() == networks
+    encoder = aedge.load(variant="int8-dynamic")
+    data = encoder.compress(robin, 40)
+    decoded = aedge.load(model=str(path)).decompress(data)
+    assert np.array_equal(decoded, encoder.decompress(data))
+    with pytest.raises(ValueError, match="deflated or LZMA"):
+        modelfile.write(tmp_path / "bz2.aem", kept, networks, shipped.arrays, zipfile.ZIP_BZIP2)

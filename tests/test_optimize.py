@@ -2,6 +2,7 @@
 each other's files. A tiny run (a few steps on synthetic photos) from the shipped weights."""
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,8 @@ def test_pruning_reaches_its_target(built):
     from aedge.optimize import report
     model = modelfile.read(built / "aedge-sparse50.aem")
     assert model.manifest["optimization"]["sparsity"] == pytest.approx(0.5, abs=1e-3)
+    with zipfile.ZipFile(built / "aedge-sparse50.aem") as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_LZMA}
     # Of all convolution weights: GDN's are not pruned, a few were zero before.
     measured, _ = report.network_stats(model, "float32")
     assert 0.47 < measured < 0.53
