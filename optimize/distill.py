@@ -1,6 +1,6 @@
 """Knowledge distillation into a narrower student: the "fast" model for the slowest boards.
 
-The student is architecture.py's codec at STUDENT_FILTERS channels. It starts from the
+The student is architecture.py's codec at STUDENT_FILTERS channels per stage. It starts from the
 teacher's strongest channels (by the norm of their kernels) and learns from the teacher's
 latents and decoded pixels as well as from the data. It keeps the teacher's h_a, h_s, gains
 and density of z: the same latent space, so that its files decode with the teacher and the

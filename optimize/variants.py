@@ -142,10 +142,11 @@ def held_out_curve(path, variant, crops):
               show_default=True, help="Target sparsity of a pruned model (repeat for several; "
                                       "0 for none).")
 @click.option("--distill/--no-distill", default=True, show_default=True,
-              help="A student at half the multiply-accumulates of g_a + g_s (aedge-fast.aem).")
+              help="A student at a third of the multiply-accumulates of g_a + g_s, "
+                   "narrowest at the highest resolution (aedge-fast.aem).")
 @click.option("--steps", type=click.IntRange(1), default=3000, show_default=True,
               help="Fine-tuning steps of QAT and of each pruning.")
-@click.option("--distill-steps", type=click.IntRange(1), default=8000, show_default=True,
+@click.option("--distill-steps", type=click.IntRange(1), default=20000, show_default=True,
               help="Training steps of the student.")
 @click.option("--qat-lr", type=float, default=5e-5, show_default=True,
               help="Adam learning rate of QAT (a tenth of it for the last fifth of the steps).")
