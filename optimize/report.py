@@ -2,7 +2,7 @@
 
 `python -m aedge.optimize.report build/quantize --kodak DIR -o bench-results/variants`
 
-For each variant: the model file's size (and with gzip), the deflated size of the networks it
+For each variant: the model file's size (and with gzip), the compressed size of the networks it
 runs, their sparsity and multiply-accumulates per pixel (read from the TFLite graphs), Kodak
 bpp / PSNR / MS-SSIM at the default quality, BD-rate against the float32 networks and against
 JPEG, encode and decode time, and whether tflite-runtime decodes the same pixels as
@@ -166,7 +166,7 @@ def markdown(report):
              "curve (q1..100); speed: encode + decode against the default networks'; "
              "tflite-runtime: the largest difference, in levels, between its "
              f"decoding and ai-edge-litert's (first {CROSS_IMAGES} images).", "",
-             "| variant | networks | file MB | gzip MB | networks MB (deflated) | sparsity | "
+             "| variant | networks | file MB | gzip MB | networks MB (compressed) | sparsity | "
              "kMAC/px | bpp | PSNR | MS-SSIM | BD vs float32 | dB vs float32 | BD vs JPEG | "
              "encode ms | decode ms | speed vs default | tflite-runtime |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
