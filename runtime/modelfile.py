@@ -35,6 +35,9 @@ CONTRACT = ("downsampling", "latent_channels", "hyper_channels", "h_s", "scales"
 # No member of a model file is this large: a claim of more is a broken or hostile file, refused
 # before anything is inflated.
 MAX_MEMBER_BYTES = 64 << 20
+# Bytes asked of zipfile at a time: it then inflates at most 4 KB of compressed data, which
+# LZMA's worst case (about 7,000 to 1) keeps below 30 MB.
+READ_CHUNK = 4096
 
 
 def network_member(part, variant):
@@ -77,9 +80,18 @@ class ModelFile:
 
 
 def _read_member(archive, name):
-    if archive.getinfo(name).file_size > MAX_MEMBER_BYTES:
+    """The member's bytes, never inflating more than it claims. zipfile stops at the claimed
+    size, but only after inflating the whole chunk it read: all of the member, for
+    ZipFile.read. A lying member (LZMA turns 15 KB into 100 MB of zeros) would allocate
+    that first; small reads bound what one inflates."""
+    info = archive.getinfo(name)
+    if info.file_size > MAX_MEMBER_BYTES:
         raise ValueError(f"{name} claims more than {MAX_MEMBER_BYTES >> 20} MiB")
-    return archive.read(name)
+    out = bytearray()
+    with archive.open(info) as member:
+        while chunk := member.read(READ_CHUNK):
+            out += chunk
+    return bytes(out)
 
 
 def identity_of(manifest, arrays):

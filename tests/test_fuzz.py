@@ -177,3 +177,33 @@ def test_damaged_model_bytes_are_one_clear_line(tmp_path, robin, seed):
         codec.decompress(codec.compress(robin[:40, :40]))
     except AedgeError as e:
         assert "damaged.aem" in str(e)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_LZMA])
+def test_a_member_that_inflates_past_its_claim_is_refused_without_inflating_it(
+        members, tmp_path, method):
+    """arrays.npz claims 1 KB and holds 200 MB of zeros (about 30 KB as LZMA, 200 KB as
+    deflate): refused on its CRC, having inflated a few of zipfile's smallest reads (4 KB
+    of LZMA can hold 28 MB), not the 200 MB."""
+    import tracemalloc
+
+    path = tmp_path / "bomb.aem"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            if name != modelfile.ARRAYS:
+                z.writestr(name, data, zipfile.ZIP_DEFLATED)
+        z.writestr(modelfile.ARRAYS, bytes(200 << 20), method)
+    data = bytearray(path.read_bytes())
+    # The central directory's claim of the uncompressed size (offset 24 of its entry).
+    entry = data.rindex(b"PK\x01\x02", 0, data.rindex(modelfile.ARRAYS.encode()))
+    data[entry + 24:entry + 28] = (1000).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    tracemalloc.start()
+    try:
+        with pytest.raises(AedgeError) as caught:
+            modelfile.read(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "bomb.aem" in str(caught.value) and "\n" not in str(caught.value)
+    assert peak < 100 << 20
