@@ -22,7 +22,9 @@ DEFAULT_QUALITY = 75  # without held-out photos to place it
 
 def load_codec(weights):
     from aedge.train.model import Codec, build, load_npz
-    return load_npz(build(Codec()), weights)
+    with np.load(weights) as saved:
+        filters = arch.widths_in({k: saved[k].shape for k in saved.files if k.startswith("g_a.")})
+    return load_npz(build(Codec(filters=filters)), weights)
 
 
 def calibration_images(data_dir, count=CALIBRATION_CROPS, size=CALIBRATION_SIZE, seed=1):

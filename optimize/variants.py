@@ -165,14 +165,13 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
     """Build the device model files from WEIGHTS (make quantize)."""
     from aedge import modelfile
     from aedge.optimize import export
-    from aedge.train.model import Codec, build, load_npz
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = modelfile.read(base_path)
 
     def teacher():
-        return load_npz(build(Codec()), weights)
+        return export.load_codec(weights)
 
     images = export.calibration_images(data_dir)
     calibrated = export.networks(teacher(), images)
@@ -279,9 +278,10 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
             lambda c: [], extra_loss=distill_module.distillation_loss(teacher_codec, student))
         from aedge.train.model import macs_per_pixel
         notes = {"name": f"{base.name}-fast", "filters": list(arch.widths(arch.STUDENT_FILTERS)),
-                 "teacher_filters": list(arch.widths(arch.N_FILTERS)), **stage,
+                 "teacher_filters": list(teacher_codec.filters), **stage,
                  "macs_per_pixel": [round(m) for m in macs_per_pixel(arch.STUDENT_FILTERS)],
-                 "teacher_macs_per_pixel": [round(m) for m in macs_per_pixel()]}
+                 "teacher_macs_per_pixel": [round(m) for m in
+                                            macs_per_pixel(teacher_codec.filters)]}
         path = out / "aedge-fast.aem"
         write_variant(path, base, export.networks(student, images), dict(notes))
         record("fast", path, notes)

@@ -203,23 +203,52 @@ def test_pack_downscales_jpegs_and_leaves_out_validation_and_small_images(photos
     assert json.loads((out / "pack.json").read_text())["images"] == len(kept)
 
 
-def test_jax_model_computes_what_the_keras_model_computes(tmp_path):
+@pytest.mark.parametrize("filters", [64, (16, 32, 48)])
+def test_jax_model_computes_what_the_keras_model_computes(tmp_path, filters):
+    """Also at other widths per stage, which the exporter reads from the weights."""
     jax = pytest.importorskip("jax")
+    from aedge.optimize.export import load_codec
+    from aedge.train import architecture as arch
     from aedge.train import jax_model
-    from aedge.train.model import Codec, build, load_npz
-    params = jax_model.init_params(jax.random.key(1))
+    params = jax_model.init_params(jax.random.key(1), filters=filters)
     # Move the parameters that start at zero or one, so that every part is checked.
     rng = np.random.default_rng(0)
     params = {k: np.asarray(v) + rng.normal(0, 0.02, v.shape).astype(np.float32)
               for k, v in params.items()}
     np.savez(tmp_path / "p.npz", **params)
-    codec = load_npz(build(Codec()), tmp_path / "p.npz")
+    codec = load_codec(tmp_path / "p.npz")
+    assert codec.filters == arch.widths(filters)
     x = rng.random((2, 128, 192, 3)).astype(np.float32)
     anchor = np.array([1, 6])
     x_jax, bits_jax = jax_model.forward(params, x, anchor)
     x_keras, bits_keras = codec((tf.constant(x), tf.constant(anchor)))
     np.testing.assert_allclose(x_keras.numpy(), x_jax, atol=1e-4)
     np.testing.assert_allclose(bits_keras.numpy(), bits_jax, rtol=1e-4)
+
+
+def test_wider_stages_start_from_narrower_weights_computing_the_same(tmp_path):
+    jax = pytest.importorskip("jax")
+    from aedge.train import jax_model
+    from aedge.train.jax_train import load_params
+    rng = np.random.default_rng(2)
+    narrow = {k: np.asarray(v) + rng.normal(0, 0.02, v.shape).astype(np.float32)
+              for k, v in jax_model.init_params(jax.random.key(3), filters=16).items()}
+    np.savez(tmp_path / "narrow.npz", **narrow)
+    wide = jax_model.init_params(jax.random.key(4), filters=(24, 16, 32))
+    assert load_params(tmp_path / "narrow.npz", wide) == set(narrow)
+    assert wide["g_s.1.kernel"].shape == (3, 3, 32, 64) and wide["g_a.0.kernel"].shape[-1] == 24
+    x = rng.random((1, 128, 128, 3)).astype(np.float32)
+    anchor = np.array([3])
+    x_narrow, bits_narrow = jax_model.forward(narrow, x, anchor)
+    x_wide, bits_wide = jax_model.forward(wide, x, anchor)
+    np.testing.assert_allclose(x_wide, x_narrow, atol=2e-3)
+    np.testing.assert_allclose(bits_wide, bits_narrow, rtol=1e-2)
+    # The new channels compute something from the start; what reads them starts at zero.
+    assert np.abs(np.asarray(wide["g_a.0.kernel"])[..., 16:]).min() > 0
+    assert not np.asarray(wide["g_a.1.kernel"])[:, :, 16:].any()
+    with pytest.raises(Exception, match="does not fit"):
+        load_params(tmp_path / "narrow.npz",
+                    jax_model.init_params(jax.random.key(5), filters=8))
 
 
 def test_jax_trainer_trains_resumes_and_logs(photos, tmp_path):

@@ -42,6 +42,12 @@ def widths(filters):
     return tuple(int(f) for f in filters)
 
 
+def widths_in(shapes):
+    """The widths of trained weights, {name: shape} as both trainers name them: the output
+    channels of g_a's first three kernels."""
+    return tuple(int(shapes[f"g_a.{i}.kernel"][-1]) for i in range(3))
+
+
 def g_a(filters=N_FILTERS):
     w = widths(filters)
     return [("conv", 4, w[0], "gdn"), ("conv", 4, w[1], "gdn"),

@@ -16,8 +16,14 @@ try:
 except ImportError:  # run as a script beside architecture.py, without aedge installed
     import architecture as arch
 
-CHAINS = (("g_a", arch.G_A, 3), ("g_s", arch.G_S, arch.M_LATENT),
-          ("h_a", arch.H_A, arch.M_LATENT), ("h_s", arch.H_S, arch.Z_LATENT))
+
+
+def chains(filters=arch.N_FILTERS):
+    return (("g_a", arch.g_a(filters), 3), ("g_s", arch.g_s(filters), arch.M_LATENT),
+            ("h_a", arch.H_A, arch.M_LATENT), ("h_s", arch.H_S, arch.Z_LATENT))
+
+
+CHAINS = chains()
 
 
 # Parameters.
@@ -40,12 +46,12 @@ def layer_shapes(layers, first):
         yield (k, k, cin, out * 4 if kind == "up" else out), out
 
 
-def init_params(key, lambdas=arch.LAMBDAS, warm_lambda=None):
+def init_params(key, lambdas=arch.LAMBDAS, warm_lambda=None, filters=arch.N_FILTERS):
     """Fresh parameters. Gains start at sqrt(lambda / warm_lambda): with uniform quantization
     the step that balances rate against MSE goes as 1 / sqrt(lambda)."""
     keys = iter(jax.random.split(key, 64))
     p = {}
-    for chain, layers, first in CHAINS:
+    for chain, layers, first in chains(filters):
         for i, ((shape, channels), layer) in enumerate(zip(layer_shapes(layers, first), layers)):
             p[f"{chain}.{i}.kernel"] = _glorot(next(keys), shape)
             p[f"{chain}.{i}.bias"] = jnp.zeros(shape[-1], jnp.float32)
@@ -94,9 +100,46 @@ def depth_to_space(x):
     return x.reshape(b, 2 * h, 2 * w, c)
 
 
+def widened(saved, fresh):
+    """Trained parameters in a model of wider g_a / g_s stages (fresh: its own initial
+    parameters), computing what they computed: each trained kernel keeps its channels,
+    the new channels read the old ones with their fresh weights, and every weight that reads
+    a new channel starts at zero. GDN's new couplings keep their small initial value (2^-18
+    squared), so the function moves by about that."""
+    out = dict(fresh)
+    layers = {name: chain_layers for name, chain_layers, _ in chains(arch.widths_in(
+        {k: v.shape for k, v in fresh.items()}))}
+    for name, value in saved.items():
+        value, target = np.asarray(value), np.asarray(fresh[name])
+        if value.shape == target.shape:
+            out[name] = jnp.asarray(value)
+            continue
+        if len(value.shape) != len(target.shape) or any(
+                a > b for a, b in zip(value.shape, target.shape)):
+            raise ValueError(f"{name} has shape {value.shape}: it does not fit in "
+                             f"{target.shape}")
+        new = target.copy()
+        chain_name, index, kind = name.split(".")[0], int(name.split(".")[1]), name.split(".")[-1]
+        if kind in ("kernel", "bias"):
+            columns = np.arange(value.shape[-1])
+            if layers[chain_name][index][0] == "up":  # depth_to_space: channel k * C + c
+                old, now = value.shape[-1] // 4, target.shape[-1] // 4
+                columns = (np.arange(4)[:, None] * now + np.arange(old)).ravel()
+            if kind == "kernel":
+                new[..., value.shape[2]:, :] = 0
+                new[:, :, :value.shape[2], columns] = value
+            else:
+                new[columns] = value
+        else:  # GDN: beta_root (C,), gamma_root (1, 1, C, C)
+            new[tuple(slice(0, n) for n in value.shape)] = value
+        out[name] = jnp.asarray(new)
+    return out
+
+
 def chain(p, name, x, quantize=None):
-    """Runs one chain of architecture.py; quantize(kernel, bias, x) -> (kernel, bias, x) rounds
-    them as the integer runtime does (h_s)."""
+    """Runs one chain of architecture.py (the widths are the parameters');
+    quantize(kernel, bias, x) -> (kernel, bias, x) rounds them as the integer runtime does
+    (h_s)."""
     layers = dict((c, l) for c, l, _ in CHAINS)[name]
     for i, (kind, _, _, act) in enumerate(layers):
         kernel, bias = p[f"{name}.{i}.kernel"], p[f"{name}.{i}.bias"]

@@ -211,15 +211,23 @@ def reinit_names(names, parts):
 
 
 def load_params(path, params):
-    """Every array of the file whose name and shape the model has; the names it brought."""
+    """Every array of the file whose name the model has, widened where the model's g_a and g_s
+    stages are wider (--filters); the names it brought."""
     with np.load(path) as saved:
         found = {k: saved[k] for k in saved.files if k in params}
-    for k, v in found.items():
-        if v.shape != params[k].shape:
-            raise click.ClickException(f"{path}: {k} has shape {v.shape}, the model "
-                                       f"{params[k].shape}")
-        params[k] = jnp.asarray(v)
+    try:
+        params.update(model.widened(found, params))
+    except ValueError as e:
+        raise click.ClickException(f"{path}: {e}") from None
     return set(found)
+
+
+def parse_widths(ctx, param, value):
+    try:
+        return arch.widths(tuple(int(v) for v in value.split(",")) if "," in value
+                           else int(value))
+    except ValueError:
+        raise click.BadParameter("one number, or three separated by commas") from None
 
 
 @click.command()
@@ -227,6 +235,11 @@ def load_params(path, params):
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False),
               help="Weights (.npz) to start a new run from; any subset of the model's.")
+@click.option("--filters", default=str(arch.N_FILTERS), show_default=True,
+              callback=parse_widths,
+              help="Channels of g_a's and g_s's inner stages, from the highest resolution "
+                   "down: one number, or three (64,96,128). --init-from weights of narrower "
+                   "stages start a wider model computing what they computed.")
 @click.option("--val", "val_dir", type=click.Path(exists=True, file_okay=False),
               help="The original photo folder: rate and PSNR per anchor are logged on centre "
                    "crops of the 3% of it that training never sees (the rule of train/files.py, "
@@ -258,7 +271,7 @@ def load_params(path, params):
 @click.option("--save-minutes", type=float, default=5, show_default=True)
 @click.option("--eval-minutes", type=float, default=15, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr, lr_new,
+def main(pack, out_dir, init_from, filters, val_dir, minutes, max_steps, batch, crop, lr, lr_new,
          warm_lambda, freeze, reinit, z_rate_weight, warmup_steps, lr_drop_minutes,
          save_minutes, eval_minutes, seed):
     """Train (or go on training) the variable-rate hyperprior codec."""
@@ -266,7 +279,7 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     lambdas = arch.LAMBDAS
-    params = model.init_params(jax.random.key(seed), lambdas, warm_lambda)
+    params = model.init_params(jax.random.key(seed), lambdas, warm_lambda, filters)
     state_file, meta_file = out / "state.npz", out / "train.json"
     if state_file.is_file():
         params, state = load_state(state_file, list(params), list(params))
@@ -275,7 +288,8 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
     else:
         warm = load_params(init_from, params) if init_from else set()
         state = (jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params))
-        meta = {"lambdas": list(lambdas), "init_from": init_from, "warm": sorted(warm),
+        meta = {"lambdas": list(lambdas), "filters": list(filters), "init_from": init_from,
+                "warm": sorted(warm),
                 "steps": 0, "gigapixels": 0.0, "calls": []}
         if init_from:
             meta["gigapixels"] = trained_gigapixels(init_from)
@@ -293,7 +307,8 @@ def main(pack, out_dir, init_from, val_dir, minutes, max_steps, batch, crop, lr,
     rng = np.random.default_rng([seed, meta["steps"]])
     key = jax.random.key(seed + meta["steps"])
     if reinit:
-        fresh = model.init_params(jax.random.key(seed + meta["steps"] + 1), lambdas, warm_lambda)
+        fresh = model.init_params(jax.random.key(seed + meta["steps"] + 1), lambdas, warm_lambda,
+                                  arch.widths_in({k: v.shape for k, v in params.items()}))
         again = reinit_names(names, reinit)
         for k in again:
             params[k] = fresh[k]
