@@ -249,6 +249,10 @@ def test_wider_stages_start_from_narrower_weights_computing_the_same(tmp_path):
     with pytest.raises(Exception, match="does not fit"):
         load_params(tmp_path / "narrow.npz",
                     jax_model.init_params(jax.random.key(5), filters=8))
+    # Only the stages widen: h_s of another width is another model.
+    np.savez(tmp_path / "h_s.npz", **{"h_s.0.kernel": narrow["h_s.0.kernel"][..., :32]})
+    with pytest.raises(Exception, match="h_s.0.kernel has shape"):
+        load_params(tmp_path / "h_s.npz", wide)
 
 
 def test_jax_trainer_trains_resumes_and_logs(photos, tmp_path):
