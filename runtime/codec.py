@@ -158,8 +158,7 @@ class Codec:
         """y over a region of latents, block by block, each with its margin."""
         r0, r1, c0, c1 = region
         out = np.empty((r1 - r0, c1 - c0, self.m), np.float32)
-        for (a, b, c, d), g in tiles.by_shape(tiles.blocks(r0, r1, c0, c1, tiles.BLOCK),
-                                              lambda k: tiles.grown(*k, G_A_MARGIN, *shape)):
+        for (a, b, c, d), g in tiles.network_calls(region, tiles.BLOCK, G_A_MARGIN, *shape):
             x = _pixels(rgb, *(STRIDE * v for v in g))
             with clock("networks"):
                 y = self._network("g_a")(x[None])[0]
@@ -173,9 +172,8 @@ class Codec:
         neighbouring tiles' y."""
         a0, a1, b0, b1 = grid.z_bounds(i, j)
         out = np.empty((a1 - a0, b1 - b0, self.z_channels), np.float32)
-        for (p0, p1, q0, q1), g in tiles.by_shape(
-                tiles.blocks(a0, a1, b0, b1, tiles.H_A_BLOCK),
-                lambda k: tiles.grown(*(4 * v for v in k), H_A_MARGIN, *grid.y)):
+        for (p0, p1, q0, q1), g in tiles.network_calls((a0, a1, b0, b1), tiles.H_A_BLOCK,
+                                                       H_A_MARGIN, *grid.y, scale=4):
             y = tiles.gather(y_tiles, grid.tile, *g)
             with clock("networks"):
                 z = self._network("h_a")(y[None])[0]
@@ -246,9 +244,8 @@ class Codec:
             top = i * band_height
             band = np.empty((min(height - top, band_height), width, 3), np.uint8)
             for j in range(grid.cols):
-                for (a, b, c, d), g in tiles.by_shape(
-                        tiles.blocks(*grid.y_bounds(i, j), tiles.BLOCK),
-                        lambda k: tiles.grown(*k, G_S_MARGIN, *grid.y)):
+                for (a, b, c, d), g in tiles.network_calls(grid.y_bounds(i, j), tiles.BLOCK,
+                                                           G_S_MARGIN, *grid.y):
                     y_hat = tiles.gather(y_tiles, grid.tile, *g)
                     with clock("networks"):
                         x = self._network("g_s")(y_hat[None])[0]

@@ -69,6 +69,13 @@ def by_shape(blocks, grow):
     return sorted(pairs, key=lambda pair: (pair[1][1] - pair[1][0], pair[1][3] - pair[1][2]))
 
 
+def network_calls(region, size, margin, rows, cols, scale=1):
+    """The blocks of size over a region and, for each, the input it needs (the block scaled to
+    the input's grid, grown by margin within rows x cols), ordered by that input's shape."""
+    return by_shape(blocks(*region, size),
+                    lambda k: grown(*(scale * v for v in k), margin, rows, cols))
+
+
 def grown(r0, r1, c0, c1, margin, rows, cols):
     """The region with `margin` more on every side, within (0, rows) x (0, cols)."""
     return max(r0 - margin, 0), min(r1 + margin, rows), max(c0 - margin, 0), min(c1 + margin, cols)

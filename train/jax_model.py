@@ -22,8 +22,6 @@ def chains(filters=arch.N_FILTERS):
             ("h_a", arch.H_A, arch.M_LATENT), ("h_s", arch.H_S, arch.Z_LATENT))
 
 
-CHAINS = chains()
-
 
 # Parameters.
 
@@ -139,7 +137,7 @@ def chain(p, name, x, quantize=None):
     """Runs one chain of architecture.py (the widths are the parameters');
     quantize(kernel, bias, x) -> (kernel, bias, x) rounds them as the integer runtime does
     (h_s)."""
-    layers = dict((c, l) for c, l, _ in CHAINS)[name]
+    layers = dict((c, l) for c, l, _ in chains())[name]
     for i, (kind, _, _, act) in enumerate(layers):
         kernel, bias = p[f"{name}.{i}.kernel"], p[f"{name}.{i}.bias"]
         if quantize:
