@@ -17,6 +17,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tfmot works on tf_keras, as
 import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
+from aedge.optimize.equalize import InputScale  # noqa: E402
 from aedge.train.model import GDN, SubpixelConv  # noqa: E402
 
 Q = tfmot.quantization.keras
@@ -71,7 +72,7 @@ class SubpixelQuantizeConfig(GDNQuantizeConfig):
 
 
 def scope():
-    return Q.quantize_scope({"GDN": GDN, "SubpixelConv": SubpixelConv,
+    return Q.quantize_scope({"GDN": GDN, "SubpixelConv": SubpixelConv, "InputScale": InputScale,
                              "GDNQuantizeConfig": GDNQuantizeConfig,
                              "SubpixelQuantizeConfig": SubpixelQuantizeConfig})
 
@@ -81,6 +82,9 @@ def quantize_part(sequential, channels, float_layers):
     inputs = keras.Input((None, None, channels))
     x, position = inputs, -1
     for layer in sequential.layers:
+        if isinstance(layer, InputScale):  # equalization's multiply, in float
+            x = layer(x)
+            continue
         if not isinstance(layer, (GDN, keras.layers.ReLU)):
             position += 1
         if position in float_layers and not isinstance(layer, (GDN, keras.layers.ReLU)):

@@ -165,6 +165,7 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
     """Build the device model files from WEIGHTS (make quantize)."""
     from aedge import modelfile
     from aedge.optimize import export
+    from aedge.optimize.equalize import equalize
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -213,8 +214,10 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
     def quantization_aware(variant, name, label, prepare, finish, convert):
         """A fine-tune for one network variant, its model file, and whether it ships."""
         nonlocal networks
-        codec, stage = _finetune(out / name, teacher(), data_dir, steps, crop, batch, qat_lr,
-                                 fresh, prepare, finish)
+        # Equalized before it learns around the rounding, so that it learns around the
+        # rounding of the networks it becomes.
+        codec, stage = _finetune(out / name, equalize(teacher(), images), data_dir, steps, crop,
+                                 batch, qat_lr, fresh, prepare, finish)
         trained = {**networks, **{(p, variant): convert(getattr(codec, p), INPUT_CHANNELS[p])
                                   for p in modelfile.NETWORKS}}
         notes = {"name": f"{base.name}-{name}", variant: label, **stage}

@@ -164,3 +164,80 @@ def test_every_variant_decodes_every_other(built):
             for got, expected in zip(decoder.latents(data), want):
                 np.testing.assert_array_equal(got, expected)
             assert decoder.decompress(data).shape == image.shape
+
+
+def _shipped_codec():
+    from aedge.train.model import Codec, build, load_npz
+    return load_npz(build(Codec()), ROOT / "models" / "hyper" / "weights.npz")
+
+
+def _crops(count=3, size=96):
+    return [tf.constant(synthetic(size, size, seed=s)[None].astype(np.float32) / 255)
+            for s in range(count)]
+
+
+def test_equalization_computes_the_same_and_balances_each_channel():
+    from aedge.optimize import equalize
+    from aedge.train.model import GDN
+    codec, crops = _shipped_codec(), _crops()
+    y = codec.g_a(crops[0]).numpy()
+    y_hat = np.round(y * 4) / 4
+    before = codec.g_s(y_hat).numpy()
+    assert not equalize.is_equalized(codec)
+    equalize.equalize(codec, crops)
+    assert equalize.is_equalized(codec)
+    np.testing.assert_allclose(codec.g_a(crops[0]).numpy(), y, atol=2e-4 * np.abs(y).max())
+    np.testing.assert_allclose(codec.g_s(y_hat).numpy(), before, atol=1e-4)
+    # On the images it was fitted on, every GDN's channel c now spans what the next kernel's
+    # input channel c does (both in absolute value), up to the geometric-mean normalisation.
+    decoded = [codec.g_s.layers[0](y) for y in equalize.decoded_latents(codec, crops)]
+    for chain, inputs in ((codec.g_a, crops), (codec.g_s, decoded)):
+        layers = [layer for layer in chain.layers if not isinstance(layer, equalize.InputScale)]
+        ranges = equalize.channel_ranges(layers, inputs)
+        checked = 0
+        for i, layer in enumerate(layers):
+            if isinstance(layer, GDN):
+                kernel = equalize._conv(layers[i + 1]).kernel.numpy()
+                ratio = ranges[i] / np.abs(kernel).max(axis=(0, 1, 3))
+                alive = ranges[i] > 1e-2 * ranges[i].max()
+                assert np.ptp(np.log(ratio[alive])) < 0.7, (chain.name, i)  # within 2x
+                checked += 1
+        assert checked == 3
+    # And y, through g_s's InputScale, against g_s's first kernel.
+    y_range = np.mean([np.abs(np.asarray(d)).reshape(-1, d.shape[-1]).max(0) for d in decoded], 0)
+    ratio = y_range / np.abs(equalize._conv(codec.g_s.layers[1]).kernel.numpy()).max(axis=(0, 1, 3))
+    alive = y_range > 1e-2 * y_range.max()
+    assert np.ptp(np.log(ratio[alive])) < 0.7
+    # Equalized once: a second call changes nothing.
+    weights = [w.numpy() for w in codec.g_s.weights]
+    equalize.equalize(codec, _crops(2, 64))
+    for w, v in zip(weights, codec.g_s.weights):
+        np.testing.assert_array_equal(w, v.numpy())
+
+
+def test_equalized_int8_dynamic_decoder_is_nearer_float():
+    """What equalization is for: the same weights, converted to int8-dynamic, decode nearer
+    the float network (measured on Kodak: +3.8% BD-rate against float32 where plain
+    conversion gives +8.5%)."""
+    from aedge.interpreter import _interpreter_class
+    from aedge.optimize import equalize, export
+    from aedge.train import architecture as arch
+
+    def run(flatbuffer, x):
+        interpreter = _interpreter_class()(model_content=flatbuffer)
+        detail = interpreter.get_input_details()[0]
+        interpreter.resize_tensor_input(detail["index"], x.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(detail["index"], x)
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+    codec, crops = _shipped_codec(), _crops(2, 128)
+    gain = 2.0 ** codec.gain_y.numpy()[-1]
+    y_hat = (np.round(codec.g_a(crops[0]).numpy() * gain) / gain).astype(np.float32)
+    plain = run(export.to_tflite(codec.g_s, arch.M_LATENT, dynamic=True), y_hat)
+    want = codec.g_s(y_hat).numpy()
+    equalize.equalize(codec, crops)
+    equalized = run(export.to_tflite(codec.g_s, arch.M_LATENT, dynamic=True), y_hat)
+    error = lambda got: np.sqrt(np.mean((got - want) ** 2))
+    assert error(equalized) < 0.8 * error(plain), (error(equalized), error(plain))
