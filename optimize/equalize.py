@@ -55,8 +55,14 @@ class InputScale(keras.layers.Layer):
         return {**super().get_config(), "channels": self.channels}
 
 
+def _layers(chain):
+    """A chain's layers in order, whether a Sequential or a functional copy (pruning makes
+    those)."""
+    return [layer for layer in chain.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
 def is_equalized(codec):
-    return isinstance(codec.g_s.layers[0], InputScale)
+    return isinstance(_layers(codec.g_s)[0], InputScale)
 
 
 def _conv(layer):
@@ -102,7 +108,7 @@ def _scale_input(layer, s):
 
 def equalize_chain(chain, inputs):
     """Equalizes every convolution -> GDN -> convolution of a chain on `inputs`, in place."""
-    layers = chain.layers
+    layers = _layers(chain)
     ranges = channel_ranges(layers, inputs)
     for i, layer in enumerate(layers):
         if isinstance(layer, GDN):
@@ -129,12 +135,13 @@ def equalize(codec, images):
     equalize_chain(codec.g_a, images)
     equalize_chain(codec.g_s, decoded)
 
-    first = codec.g_s.layers[0]
+    first = _layers(codec.g_s)[0]
     y_range = np.mean([np.abs(d).reshape(-1, d.shape[-1]).max(0) for d in decoded], 0)
     s = balancing_scales(y_range, _conv(first).kernel.numpy())
     _scale_input(first, s)
     scale = InputScale(len(s), name="input_scale")
     scale.build((None, None, None, len(s)))
     scale.scale.assign(s)
-    codec.g_s = keras.Sequential([scale, *codec.g_s.layers], name="g_s")
+    codec.g_s = keras.Sequential([scale, *_layers(codec.g_s)], name="g_s")
+    codec.g_s.build((None, None, None, len(s)))
     return codec
