@@ -41,6 +41,7 @@ def round_kernel(kernel):
 def convolutions(codec, parts=PARTS):
     for part in parts:
         for layer in getattr(codec, part).layers:
+            layer = getattr(layer, "layer", layer)  # inside a pruning wrapper
             if isinstance(layer, SubpixelConv):
                 yield layer.conv
             elif isinstance(layer, keras.layers.Conv2D):

@@ -14,6 +14,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
+from aedge.optimize.equalize import InputScale  # noqa: E402
 from aedge.train.model import GDN, SubpixelConv  # noqa: E402
 
 S = tfmot.sparsity.keras
@@ -27,11 +28,23 @@ class PrunableSubpixelConv(SubpixelConv, S.PrunableLayer):
         return [self.conv.kernel]
 
 
+def _input_channels(layer):
+    # From the weights: a layer called on several shapes (equalization does) has no one
+    # input_shape.
+    if isinstance(layer, InputScale):
+        return layer.channels
+    if isinstance(layer, GDN):
+        return layer.beta_root.shape[0]
+    if isinstance(layer, keras.layers.ReLU):
+        return 1
+    return getattr(layer, "conv", layer).kernel.shape[-2]
+
+
 def _copy(layer):
     """A new layer with the same configuration and weights."""
     cls = PrunableSubpixelConv if isinstance(layer, SubpixelConv) else type(layer)
     twin = cls.from_config(layer.get_config())
-    twin(tf.zeros((1, 8, 8, layer.input_shape[-1])))  # SubpixelConv makes its weights on a call
+    twin(tf.zeros((1, 8, 8, _input_channels(layer))))  # SubpixelConv makes its weights on a call
     twin.set_weights(layer.get_weights())
     return twin
 
@@ -52,7 +65,7 @@ def prune_part(sequential, channels, sparsity, steps):
     x = inputs
     for layer in sequential.layers:
         twin = _copy(layer)
-        if not isinstance(twin, (GDN, keras.layers.ReLU)):
+        if not isinstance(twin, (GDN, keras.layers.ReLU, InputScale)):
             twin = S.prune_low_magnitude(twin, pruning_schedule=schedule(sparsity, steps))
         x = twin(x)
     return keras.Model(inputs, x, name=sequential.name)

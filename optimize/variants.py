@@ -3,7 +3,8 @@ the model file exported from them.
 
 In the build folder (build/quantize):
     aedge-qat.aem       the base model, its int8 networks from quantization-aware training
-    aedge-sparse50.aem  all networks pruned to 50% zeros, fine-tuned; -sparse75 alike
+    aedge-sparse50.aem  all networks pruned to 50% zeros, fine-tuned while rounding as the
+                        int8-dynamic networks do; -sparse75 alike
     aedge-fast.aem      the distilled student (architecture.STUDENT_FILTERS channels per stage)
     aedge-dynamic-qat.aem  the base, its int8-dynamic networks from quantization-aware
                         training that rounds as the run-time kernels do (dynamic_qat.py)
@@ -253,15 +254,28 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
                                                                     dynamic=True))
 
     for sparsity in (s for s in sparsities if s > 0):
+        from aedge.optimize import dynamic_qat as dynamic_module
         from aedge.optimize import prune
 
         name = f"sparse{round(sparsity * 100)}"
-        codec, stage = _finetune(out / name, teacher(), data_dir, steps, crop, batch, prune_lr,
-                                 fresh, lambda c: prune.prune_codec(c, sparsity, steps),
-                                 prune.strip)
+        unwrap = []
+
+        def prune_rounding(codec):
+            """Pruned while rounded as the default (int8-dynamic) networks are: one fine-tune
+            learns around both, as the dense model's two fine-tunes do one each."""
+            hooks = prune.prune_codec(codec, sparsity, steps)
+            unwrap.append(dynamic_module.wrap(codec))
+            return hooks
+
+        def strip(codec):
+            unwrap.pop()()
+            return prune.strip(codec)
+        codec, stage = _finetune(out / name, equalize(teacher(), images), data_dir, steps, crop,
+                                 batch, prune_lr, fresh, prune_rounding, strip)
         reached = prune.sparsity(codec)
         notes = {"name": f"{base.name}-{name}", "target_sparsity": sparsity,
-                 "sparsity": round(reached, 4), **stage}
+                 "sparsity": round(reached, 4),
+                 "int8-dynamic": "pruned while rounding as XNNPACK's qd8", **stage}
         path = out / f"aedge-{name}.aem"
         # A pruned model is for where storage or download is scarce: LZMA codes its zeros
         # better than deflate (aedge 0.4's 50%-sparse file 39% smaller than the dense one,

@@ -131,6 +131,7 @@ def test_pruning_reaches_its_target(built):
     from aedge.optimize import report
     model = modelfile.read(built / "aedge-sparse50.aem")
     assert model.manifest["optimization"]["sparsity"] == pytest.approx(0.5, abs=1e-3)
+    assert "qd8" in model.manifest["optimization"]["int8-dynamic"]
     with zipfile.ZipFile(built / "aedge-sparse50.aem") as z:
         assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_LZMA}
     # Of all convolution weights: GDN's are not pruned, a few were zero before.
@@ -241,3 +242,19 @@ def test_equalized_int8_dynamic_decoder_is_nearer_float():
     equalized = run(export.to_tflite(codec.g_s, arch.M_LATENT, dynamic=True), y_hat)
     error = lambda got: np.sqrt(np.mean((got - want) ** 2))
     assert error(equalized) < 0.8 * error(plain), (error(equalized), error(plain))
+
+
+def test_pruned_convolutions_round_as_int8_dynamic():
+    """The pruning fine-tune rounds as the int8-dynamic networks do: dynamic_qat finds every
+    convolution inside tfmot's wrappers (4 in g_a, 3 in h_a, 4 in g_s)."""
+    from aedge.optimize import dynamic_qat, equalize, prune
+    codec = equalize.equalize(_shipped_codec(), _crops(2, 64))
+    prune.prune_codec(codec, 0.5, 10)
+    assert len(list(dynamic_qat.convolutions(codec))) == 11
+    x = _crops(1, 64)[0]
+    plain = codec.g_a(x).numpy()
+    unwrap = dynamic_qat.wrap(codec)
+    rounded = codec.g_a(x).numpy()
+    unwrap()
+    assert not np.array_equal(plain, rounded)
+    np.testing.assert_array_equal(codec.g_a(x).numpy(), plain)
