@@ -44,11 +44,10 @@ class InputScale(keras.layers.Layer):
     def __init__(self, channels, **kwargs):
         super().__init__(**kwargs)
         self.channels = channels
-
-    def build(self, input_shape):
-        self.scale = self.add_weight(name="scale", shape=(self.channels,), initializer="ones",
+        # Made here, not in build(): Keras may build a layer again inside a graph (seen once,
+        # in Sequential.build), and a new weight there would undo the scale.
+        self.scale = self.add_weight(name="scale", shape=(channels,), initializer="ones",
                                      trainable=False)
-        super().build(input_shape)
 
     def call(self, x):
         return x * self.scale
@@ -142,7 +141,6 @@ def equalize(codec, images):
     s = balancing_scales(y_range, _conv(first).kernel.numpy())
     _scale_input(first, s)
     scale = InputScale(len(s), name="input_scale")
-    scale.build((None, None, None, len(s)))
     scale.scale.assign(s)
     codec.g_s = keras.Sequential([scale, *_layers(codec.g_s)], name="g_s")
     codec.g_s.build((None, None, None, len(s)))
