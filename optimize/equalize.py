@@ -30,12 +30,13 @@ quantization-aware training from there, optimize/dynamic_qat.py).
 import numpy as np
 import tf_keras as keras
 
+from aedge.optimize.export import rounded_latents
+from aedge.train import architecture as arch
 from aedge.train.model import GDN, SubpixelConv
 
 # Ranges below this fraction of a tensor's widest channel count as that fraction: a channel
 # that is always zero (y has some) would otherwise get an unbounded scale.
 RANGE_FLOOR = 1e-3
-GDN_PEDESTAL = 1e-6  # added to beta by train/model.py's GDN
 
 
 class InputScale(keras.layers.Layer):
@@ -74,6 +75,11 @@ def _floor(r):
     return np.maximum(r, RANGE_FLOOR * r.max())
 
 
+def _peaks(x):
+    """Each channel's largest |value|."""
+    return np.abs(np.asarray(x)).reshape(-1, x.shape[-1]).max(0)
+
+
 def channel_ranges(layers, inputs):
     """Per layer of a chain, the mean over `inputs` of each output channel's largest |value|."""
     sums = None
@@ -81,7 +87,7 @@ def channel_ranges(layers, inputs):
         peaks = []
         for layer in layers:
             x = layer(x)
-            peaks.append(np.abs(np.asarray(x)).reshape(-1, x.shape[-1]).max(0))
+            peaks.append(_peaks(x))
         sums = peaks if sums is None else [s + p for s, p in zip(sums, peaks)]
     return [s / len(inputs) for s in sums]
 
@@ -98,7 +104,7 @@ def _scale_gdn_output(gdn, s):
     (multiplied, for IGDN). GDN's own input is left as it is."""
     f = s if gdn.inverse else 1 / s
     gdn.gamma_root.assign(gdn.gamma_root.numpy() * f)
-    beta = f ** 2 * (gdn.beta_root.numpy() ** 2 + GDN_PEDESTAL) - GDN_PEDESTAL
+    beta = f ** 2 * (gdn.beta_root.numpy() ** 2 + arch.GDN_BETA_FLOOR) - arch.GDN_BETA_FLOOR
     gdn.beta_root.assign(np.sqrt(np.maximum(beta, 0.0)))
 
 
@@ -118,13 +124,6 @@ def equalize_chain(chain, inputs):
             _scale_input(layers[i + 1], s)
 
 
-def decoded_latents(codec, images):
-    """What g_s reads: each image's y rounded at the gains of one anchor, in turn."""
-    gains = 2.0 ** codec.gain_y.numpy()
-    return [(np.round(codec.g_a(x).numpy() * gains[i % len(gains)]) / gains[i % len(gains)])
-            .astype(np.float32) for i, x in enumerate(images)]
-
-
 def equalize(codec, images):
     """Equalizes g_a and g_s of a float codec in place, on `images` (0..1 floats, batches of
     one) and the latents they lead to at every anchor; returns the codec. A codec already
@@ -132,12 +131,12 @@ def equalize(codec, images):
     scales they learned with."""
     if is_equalized(codec):
         return codec
-    decoded = decoded_latents(codec, images)
+    decoded = rounded_latents(codec, [codec.g_a(x).numpy() for x in images])
     equalize_chain(codec.g_a, images)
     equalize_chain(codec.g_s, decoded)
 
     first = _layers(codec.g_s)[0]
-    y_range = np.mean([np.abs(d).reshape(-1, d.shape[-1]).max(0) for d in decoded], 0)
+    y_range = np.mean([_peaks(d) for d in decoded], 0)
     s = balancing_scales(y_range, _conv(first).kernel.numpy())
     _scale_input(first, s)
     scale = InputScale(len(s), name="input_scale")

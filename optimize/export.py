@@ -222,6 +222,13 @@ def integer_arrays(codec, positions):
     return arrays
 
 
+def rounded_latents(codec, latents):
+    """What g_s reads: each y rounded at the gains of one anchor, in turn."""
+    gains = 2.0 ** codec.gain_y.numpy()
+    return [(np.round(y * gains[i % len(gains)]) / gains[i % len(gains)]).astype(np.float32)
+            for i, y in enumerate(latents)]
+
+
 def networks(codec, images):
     """{(part, variant): flatbuffer}: g_a, h_a and g_s of a Keras codec in every variant, the
     int8 ones calibrated on `images` (and the latents and decodings they lead to). The codec is
@@ -229,12 +236,8 @@ def networks(codec, images):
     from aedge.optimize.equalize import equalize
 
     equalize(codec, images)
-    anchors = np.arange(len(images)) % len(codec.lambdas)
     latents = [codec.g_a(x).numpy() for x in images]
-    decoded = []
-    for x, y, a in zip(images, latents, anchors):
-        gain = 2.0 ** codec.gain_y.numpy()[a]
-        decoded.append((np.round(y * gain) / gain).astype(np.float32))
+    decoded = rounded_latents(codec, latents)
     parts = {"g_a": (codec.g_a, 3, images, [-1]),
              "h_a": (codec.h_a, arch.M_LATENT, latents, [0, -1]),
              "g_s": (codec.g_s, arch.M_LATENT, decoded, [0, -1])}

@@ -65,7 +65,7 @@ def prune_part(sequential, channels, sparsity, steps):
     x = inputs
     for layer in sequential.layers:
         twin = _copy(layer)
-        if not isinstance(twin, (GDN, keras.layers.ReLU, InputScale)):
+        if isinstance(twin, (keras.layers.Conv2D, SubpixelConv)):
             twin = S.prune_low_magnitude(twin, pruning_schedule=schedule(sparsity, steps))
         x = twin(x)
     return keras.Model(inputs, x, name=sequential.name)

@@ -127,14 +127,11 @@ def set_ranges(quantized, sequential, inputs):
 def quantize_codec(codec, images):
     """Puts quantization-aware g_a, h_a and g_s into the codec, their ranges set on `images`
     (and on the latents they lead to); returns the codec."""
-    import numpy as np
-
+    from aedge.optimize.export import rounded_latents
     from aedge.train import architecture as arch
 
     latents = [codec.g_a(x).numpy() for x in images]
-    gains = 2.0 ** codec.gain_y.numpy()
-    decoded = [(np.round(y * gains[a % len(gains)]) / gains[a % len(gains)]).astype(np.float32)
-               for a, y in enumerate(latents)]
+    decoded = rounded_latents(codec, latents)
     parts = {"g_a": (3, images), "h_a": (arch.M_LATENT, latents),
              "g_s": (arch.M_LATENT, decoded)}
     for part, (channels, inputs) in parts.items():

@@ -168,8 +168,8 @@ def test_every_variant_decodes_every_other(built):
 
 
 def _shipped_codec():
-    from aedge.train.model import Codec, build, load_npz
-    return load_npz(build(Codec()), ROOT / "models" / "hyper" / "weights.npz")
+    from aedge.optimize.export import load_codec
+    return load_codec(ROOT / "models" / "hyper" / "weights.npz")
 
 
 def _crops(count=3, size=96):
@@ -191,7 +191,9 @@ def test_equalization_computes_the_same_and_balances_each_channel():
     np.testing.assert_allclose(codec.g_s(y_hat).numpy(), before, atol=1e-4)
     # On the images it was fitted on, every GDN's channel c now spans what the next kernel's
     # input channel c does (both in absolute value), up to the geometric-mean normalisation.
-    decoded = [codec.g_s.layers[0](y) for y in equalize.decoded_latents(codec, crops)]
+    from aedge.optimize.export import rounded_latents
+    latents = [codec.g_a(x).numpy() for x in crops]
+    decoded = [codec.g_s.layers[0](y) for y in rounded_latents(codec, latents)]
     for chain, inputs in ((codec.g_a, crops), (codec.g_s, decoded)):
         layers = [layer for layer in chain.layers if not isinstance(layer, equalize.InputScale)]
         ranges = equalize.channel_ranges(layers, inputs)

@@ -26,6 +26,7 @@ N_FILTERS = 64  # g_a and g_s
 # taken 44% and made the networks only 1.26x faster.
 STUDENT_FILTERS = (16, 32, 64)
 M_LATENT = 192  # channels of y
+GDN_BETA_FLOOR = 1e-6  # added to GDN's beta (both trainers; equalization keeps it)
 N_HYPER = 64  # h_a and h_s
 Z_LATENT = 96  # channels of z
 STRIDE = 16  # of y against the image; z is at STRIDE * 4

@@ -82,7 +82,7 @@ def _conv(x, kernel, bias, stride=1):
 
 
 def _gdn(p, name, x, inverse):
-    beta = jnp.square(p[f"{name}.beta_root"]) + 1e-6
+    beta = jnp.square(p[f"{name}.beta_root"]) + arch.GDN_BETA_FLOOR
     gamma = jnp.square(p[f"{name}.gamma_root"])
     norm = lax.conv_general_dilated(x * x, gamma, (1, 1), "VALID",
                                     dimension_numbers=("NHWC", "HWIO", "NHWC")) + beta

@@ -37,7 +37,7 @@ class GDN(keras.layers.Layer):
             dtype=tf.float32)
 
     def call(self, x):
-        beta = tf.square(self.beta_root) + 1e-6
+        beta = tf.square(self.beta_root) + arch.GDN_BETA_FLOOR
         gamma = tf.square(self.gamma_root)
         norm = tf.nn.bias_add(tf.nn.conv2d(x * x, gamma, 1, "VALID"), beta)
         return x * tf.sqrt(norm) if self.inverse else x * tf.math.rsqrt(norm)
