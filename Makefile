@@ -106,7 +106,7 @@ $(TFLITE)/.installed: pyproject.toml
 	touch $@
 
 # Export weights to one model file (what models/aedge.aem was made with).
-export: setup  ## export $(WEIGHTS) to build/aedge.aem (three TFLite variants, integer h_s, tables)
+export: setup  ## export $(WEIGHTS) to build/aedge.aem (four TFLite variants, integer h_s, tables)
 	mkdir -p build
 	$(VENV)/bin/python -m aedge.optimize.export $(WEIGHTS) --data $(DATA) \
 	  -o build/aedge.aem

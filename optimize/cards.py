@@ -64,7 +64,9 @@ def card(model, report):
              + "".join(f"; {v}" for v in [m.get("optimization", {}).get("int8-dynamic")] if v)
              + "), full-integer int8 ("
              + m.get("optimization", {}).get("int8", "post-training calibration")
-             + "), float32", "",
+             + "), float32"
+             + (", int16x8 (int8 weights, 16-bit activations, post-training calibration)"
+                if "int16x8" in model.variants else ""), "",
              "## Training",
              f"{t.get('steps')} steps, {t.get('gigapixels', 0):.2f} gigapixels of random crops, "
              "every crop at a random rate anchor:", *_calls(t), "", *_fit_lines(t),

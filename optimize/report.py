@@ -27,6 +27,7 @@ ROWS = (("float32", "aedge-base.aem", "float32"),
         ("int8-dynamic, QAT (default)", "aedge-dynamic-qat.aem", "int8-dynamic"),
         ("int8, post-training", "aedge-base.aem", "int8"),
         ("int8, QAT", "aedge-qat.aem", "int8"),
+        ("int16x8, post-training", "aedge-base.aem", "int16x8"),
         ("50% sparse", "aedge-sparse50.aem", "int8-dynamic"),
         ("75% sparse", "aedge-sparse75.aem", "int8-dynamic"),
         ("fast (distilled)", "aedge-fast.aem", "int8-dynamic"))

@@ -10,9 +10,9 @@ In the build folder (build/quantize):
                         training that rounds as the run-time kernels do (dynamic_qat.py)
     aedge.aem           the model to ship: the base with the better int8 and int8-dynamic
                         networks
-    aedge-base.aem      the base, its int8 networks from post-training calibration and its
-                        int8-dynamic ones plainly converted (made anew: the base may be a
-                        model shipped with quantization-aware networks)
+    aedge-base.aem      the base, its int8 and int16x8 networks from post-training
+                        calibration and its int8-dynamic ones plainly converted (made anew:
+                        the base may be a model shipped with quantization-aware networks)
     <name>/             each fine-tune's weights (.npz), log and stage.json
 
 Every file keeps the base model's tables and so its identity (runtime/modelfile.py): a file
@@ -179,7 +179,7 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
     calibrated = export.networks(teacher(), images)
     networks = {**base.networks(),
                 **{(p, v): calibrated[p, v] for p in modelfile.NETWORKS
-                   for v in ("int8", "int8-dynamic")}}
+                   for v in ("int8", "int8-dynamic", "int16x8")}}
     reference = out / "aedge-base.aem"  # what every variant is compared with
     write_variant(reference, base, networks, {"int8": "post-training calibration"})
     summary = {"base": str(base_path), "weights": str(weights), "models": {}}

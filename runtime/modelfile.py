@@ -27,8 +27,9 @@ MANIFEST = "manifest.json"
 # Integer arrays (.npy inside the archive): the gain tables, h_s, the entropy tables.
 ARRAYS = "arrays.npz"
 NETWORKS = ("g_a", "h_a", "g_s")
-# Network variants, in the order a codec prefers them when none is asked for.
-VARIANTS = ("int8-dynamic", "int8", "float32")
+# Network variants, in the order a codec prefers them when none is asked for: int16x8 last,
+# for it runs on TFLite's reference kernels (optimize/export.py), the slowest by far.
+VARIANTS = ("int8-dynamic", "int8", "float32", "int16x8")
 QUALITIES = 100
 # The manifest's part of the identity; the rest (name, quality placement, training notes) is not.
 CONTRACT = ("downsampling", "latent_channels", "hyper_channels", "h_s", "scales")

@@ -157,7 +157,8 @@ def test_every_variant_decodes_every_other(built):
     image = synthetic(80, 112, seed=9)
     files = sorted(built.glob("aedge*.aem"))
     assert len(files) == 6  # base, qat, dynamic-qat, sparse50, fast, and the one to ship
-    codecs = [aedge.load(model=str(f), variant=v) for f in files for v in ("int8-dynamic", "int8")]
+    codecs = [aedge.load(model=str(f), variant=v) for f in files
+              for v in ("int8-dynamic", "int8", "int16x8")]
     for encoder in codecs:
         data = encoder.compress(image, 50)
         want = encoder.latents(data)

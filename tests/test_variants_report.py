@@ -6,7 +6,7 @@ from aedge.optimize import report
 from aedge.train import architecture as arch
 
 
-@pytest.mark.parametrize("variant", ["float32", "int8", "int8-dynamic"])
+@pytest.mark.parametrize("variant", ["float32", "int8", "int8-dynamic", "int16x8"])
 def test_macs_counted_in_the_graph_match_the_architecture(variant):
     """g_a + g_s by architecture.py, GDN's C x C per position at its six places, and h_a."""
     gdn = 2 * arch.N_FILTERS ** 2 * (1 / 4 + 1 / 16 + 1 / 64)
