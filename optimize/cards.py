@@ -65,7 +65,8 @@ def card(model, report):
              + "), full-integer int8 ("
              + m.get("optimization", {}).get("int8", "post-training calibration")
              + "), float32"
-             + (", int16x8 (int8 weights, 16-bit activations, post-training calibration)"
+             + (", int16x8 (int8 weights, 16-bit activations; "
+                + m.get("optimization", {}).get("int16x8", "post-training calibration") + ")"
                 if "int16x8" in model.variants else ""), "",
              "## Training",
              f"{t.get('steps')} steps, {t.get('gigapixels', 0):.2f} gigapixels of random crops, "

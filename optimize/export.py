@@ -66,6 +66,10 @@ def to_tflite(layer, channels, representative=None, float_convs=(), float_model=
     """
     import tensorflow as tf
 
+    if int16 and (dynamic or representative is None):
+        raise ValueError("int16x8 networks are calibrated: give representative inputs, "
+                         "without dynamic")
+
     @tf.function(input_signature=[tf.TensorSpec((1, None, None, channels), tf.float32)])
     def network(x):
         return layer(x)
@@ -255,7 +259,7 @@ def rounded_latents(codec, latents):
 
 def networks(codec, images):
     """{(part, variant): flatbuffer}: g_a, h_a and g_s of a Keras codec in every variant, the
-    int8 ones calibrated on `images` (and the latents and decodings they lead to). The codec is
+    int8 and int16x8 ones calibrated on `images` (and the latents and decodings they lead to). The codec is
     equalized first (optimize/equalize.py), unless it already is."""
     from aedge.optimize.equalize import equalize
 

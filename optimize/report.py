@@ -110,6 +110,8 @@ def measure(build, kodak, python=None, limit=None, progress=None):
         if not path.is_file():
             continue
         model = modelfile.read(path)
+        if variant not in model.variants:  # a build of an older make quantize
+            continue
         report = bench.run(kodak, codecs=() if jpeg else ("jpeg",), limit=limit,
                            variant=variant, progress=progress, model=str(path))
         curves = {}

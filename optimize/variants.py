@@ -181,14 +181,16 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
                 **{(p, v): calibrated[p, v] for p in modelfile.NETWORKS
                    for v in ("int8", "int8-dynamic", "int16x8")}}
     reference = out / "aedge-base.aem"  # what every variant is compared with
-    write_variant(reference, base, networks, {"int8": "post-training calibration"})
+    write_variant(reference, base, networks, {"int8": "post-training calibration",
+                                              "int16x8": "post-training calibration"})
     summary = {"base": str(base_path), "weights": str(weights), "models": {}}
 
     def record(name, path, notes):
         summary["models"][name] = {"file": str(path), **notes}
         _log(f"wrote {path}")
 
-    chosen = {"name": base.name, "int8": "post-training calibration"}
+    chosen = {"name": base.name, "int8": "post-training calibration",
+              "int16x8": "post-training calibration"}
     held_out = {}  # the crops that choose between networks, and float32's curve on them
 
     def nearer_float32(variant, candidate, plain):

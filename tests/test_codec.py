@@ -151,7 +151,7 @@ def test_every_variant_reads_the_files_of_every_other(robin):
 
 def test_int16x8_networks_compute_in_integers_near_float32(robin):
     """16-bit activations: every convolution and GDN in integers, and a decoding that float32's
-    matches to more than 48 dB PSNR (the int8 networks' to less than 40; measured 51 and 37)."""
+    matches to more than 48 dB PSNR, nearer than the int8 networks' (measured 51 and 37)."""
     from aedge.interpreter import _interpreter_class
     model = modelfile.read(registry.default_model())
     for part in modelfile.NETWORKS:
@@ -169,7 +169,33 @@ def test_int16x8_networks_compute_in_integers_near_float32(robin):
     reference = aedge.load(variant="float32").decompress(data)
     near = {v: metrics.psnr(reference, aedge.load(variant=v).decompress(data))
             for v in ("int16x8", "int8")}
-    assert near["int16x8"] > 48 and near["int8"] < 40, near
+    assert near["int16x8"] > max(48, near["int8"]), near
+
+
+def test_model_files_without_int16x8_stay_valid(tmp_path, robin):
+    """aedge 0.5's model files have three variants: they still load, code and decode, and
+    asking them for int16x8 is a one-line error."""
+    from click.testing import CliRunner
+    from aedge.cli import main
+    shipped = modelfile.read(registry.default_model())
+    older = tmp_path / "older.aem"
+    manifest = {k: v for k, v in shipped.manifest.items()
+                if k not in ("format", "format_version")}
+    modelfile.write(older, manifest, {k: v for k, v in shipped.networks().items()
+                                      if k[1] != "int16x8"}, shipped.arrays)
+    model = modelfile.read(older)
+    assert model.variants == ("int8-dynamic", "int8", "float32")
+    codec = aedge.load(model=older)
+    assert codec.variant == "int8-dynamic"
+    assert codec.decompress(codec.compress(robin)).shape == robin.shape
+    with pytest.raises(AedgeError, match="has no int16x8 networks"):
+        aedge.load(model=older, variant="int16x8")
+    photo = tmp_path / "robin.png"
+    photo.write_bytes((DATA / "robin.png").read_bytes())
+    result = CliRunner().invoke(main, ["compress", str(photo), "--model", str(older),
+                                       "--variant", "int16x8", "-o", str(tmp_path / "x.aei")])
+    assert result.exit_code == 1 and not (tmp_path / "x.aei").exists()
+    assert result.stderr == f"aedge: {photo}: model {model.name} has no int16x8 networks\n"
 
 
 def test_version_1_model_files_are_refused_clearly(tmp_path):

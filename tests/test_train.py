@@ -120,7 +120,7 @@ def test_export_gives_a_model_the_runtime_uses(run_dir, photos, tmp_path):
     assert model.variants == modelfile.VARIANTS
     assert model.manifest["architecture"] == "mean-scale-hyperprior"
     image = synthetic(40, 52)
-    for variant in ("int8", "float32"):
+    for variant in ("int8", "float32", "int16x8"):
         codec = aedge.load(model=path, variant=variant)
         for quality in (1, 75, 100):
             data = codec.compress(image, quality)
