@@ -30,6 +30,8 @@ import numpy as np
 
 from aedge.train import architecture as arch
 
+# How the base's networks that need calibration were made (what a fine-tune may replace).
+CALIBRATED = {"int8": "post-training calibration", "int16x8": "post-training calibration"}
 # Quality settings the int8 networks are compared at, on held-out training crops.
 CHOICE_QUALITIES = (1, 25, 50, 75, 100)
 # Input channels of each network, for conversion.
@@ -177,20 +179,18 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
 
     images = export.calibration_images(data_dir)
     calibrated = export.networks(teacher(), images)
+    # The base's float32 networks stay; every quantized one is made anew.
     networks = {**base.networks(),
-                **{(p, v): calibrated[p, v] for p in modelfile.NETWORKS
-                   for v in ("int8", "int8-dynamic", "int16x8")}}
+                **{k: net for k, net in calibrated.items() if k[1] != "float32"}}
     reference = out / "aedge-base.aem"  # what every variant is compared with
-    write_variant(reference, base, networks, {"int8": "post-training calibration",
-                                              "int16x8": "post-training calibration"})
+    write_variant(reference, base, networks, dict(CALIBRATED))
     summary = {"base": str(base_path), "weights": str(weights), "models": {}}
 
     def record(name, path, notes):
         summary["models"][name] = {"file": str(path), **notes}
         _log(f"wrote {path}")
 
-    chosen = {"name": base.name, "int8": "post-training calibration",
-              "int16x8": "post-training calibration"}
+    chosen = {"name": base.name, **CALIBRATED}
     held_out = {}  # the crops that choose between networks, and float32's curve on them
 
     def nearer_float32(variant, candidate, plain):
