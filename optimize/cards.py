@@ -57,8 +57,12 @@ def card(model, report):
              "integer arithmetic",
              f"- One model for every quality 1..100: gain vectors (Cui et al. 2021) at "
              f"{len(m['lambdas'])} rate anchors, lambda {m['lambdas'][0]} to "
-             f"{m['lambdas'][-1]}; qualities in between interpolate them; default quality "
-             f"{m['default_quality']}",
+             f"{m['lambdas'][-1]}; qualities in between interpolate them"
+             + (f", and the lowest {sum(t < 0 for t in m['quality_anchor_positions'])} lie "
+                f"below the lowest anchor (down to {-min(m['quality_anchor_positions'])} "
+                "anchors), their gains extrapolated"
+                if min(m["quality_anchor_positions"]) < 0 else "")
+             + f"; default quality {m['default_quality']}",
              "- Networks (TFLite): int8-dynamic (int8 weights, activations quantized at run "
              "time; the default"
              + "".join(f"; {v}" for v in [m.get("optimization", {}).get("int8-dynamic")] if v)

@@ -11,17 +11,25 @@ from dataclasses import dataclass
 from aedge.errors import AedgeError
 
 MAGIC = b"\x89AEI"
-VERSION = 3
+VERSION = 4
+# Version 3 is version 4 without the networks byte; both are read.
+READABLE = (3, 4)
 # The last aedge release that reads each older format version.
 OLD_VERSIONS = {1: "0.1", 2: "0.2"}
 MODES = {0: "RGB", 1: "L"}  # L: a greyscale image, coded as RGB and given back as greyscale
+# Which of the model's network variants encoded the file (code: its position; 0: not recorded).
+# The decoder's latents never depend on it, but its pixels do: a decoder given the encoder's
+# networks decodes best (README, "Network variants"). A code this reader does not know is
+# taken as not recorded.
+NETWORKS = (None, "int8-dynamic", "int8", "float32", "int16x8")
 STRIDE = 16  # pixels per latent of y
 HYPER_STRIDE = 64  # pixels per position of z
 TILE = 64  # latents of y per tile side; z tiles are TILE / 4 on a side
 # Beyond this, refuse (files and images alike): time, not memory, is what limits size.
 MAX_PIXELS = 40_000_000
-# magic, version, mode, model identity, width, height, quality, alpha bytes, ICC bytes
-_HEADER = struct.Struct("<4sBB8sIIBII")
+# magic, version, mode, model identity, width, height, quality, networks, alpha bytes, ICC bytes
+_HEADER = struct.Struct("<4sBB8sIIBBII")
+_HEADER_3 = struct.Struct("<4sBB8sIIBII")  # version 3: no networks byte
 _SECTION = struct.Struct("<HII")  # rANS lanes, stream bytes, escape bytes
 LATENTS = ("z", "y")  # in file order within a tile: the decoder needs z to know how y was coded
 HEADER_SIZE = _HEADER.size
@@ -44,6 +52,7 @@ class Header:
     height: int
     mode: str = "RGB"
     quality: int = 75
+    networks: str = None  # the variant that encoded it (NETWORKS), or None: not recorded
 
 
 @dataclass(frozen=True)
@@ -69,8 +78,11 @@ def pack(header, tiles, alpha=b"", icc=b""):
     if len(tiles) != rows * cols:
         raise ValueError(f"a {header.width}x{header.height} image has {rows * cols} tiles")
     mode = {v: k for k, v in MODES.items()}[header.mode]
+    if header.networks not in NETWORKS:
+        raise ValueError(f"no code for networks {header.networks!r}")
     parts = [_HEADER.pack(MAGIC, VERSION, mode, header.model_id, header.width, header.height,
-                          header.quality, len(alpha), len(icc))]
+                          header.quality, NETWORKS.index(header.networks), len(alpha),
+                          len(icc))]
     parts += [_SECTION.pack(t[n].lanes, len(t[n].stream), len(t[n].escapes))
               for t in tiles for n in LATENTS]
     parts += [b for t in tiles for n in LATENTS for b in (t[n].stream, t[n].escapes)]
@@ -81,23 +93,42 @@ def pack(header, tiles, alpha=b"", icc=b""):
 def parse_header(data):
     """Header alone, checked for magic, version and sense (enough for `aedge info` and model
     lookup)."""
+    return _fields(data)[0]
+
+
+def alpha_size(data):
+    """Bytes of the alpha section, from the header alone."""
+    return _fields(data)[2]
+
+
+def _fields(data):
+    """(Header, header size, alpha bytes, ICC bytes), the header checked."""
     if len(data) < 4 or data[:4] != MAGIC:
         raise AedgeError("not an aedge file (.aei)")
     if len(data) >= 5 and data[4] in OLD_VERSIONS:
         raise AedgeError(f"aedge file format version {data[4]}, which aedge "
-                         f"{OLD_VERSIONS[data[4]]} reads; this aedge reads version {VERSION}")
-    if len(data) >= 5 and data[4] != VERSION:
-        raise AedgeError(f"aedge file format version {data[4]}; this aedge reads version "
-                         f"{VERSION}")
-    if len(data) < HEADER_SIZE + _CRC.size:
+                         f"{OLD_VERSIONS[data[4]]} reads; this aedge reads versions "
+                         f"{READABLE[0]} to {VERSION}")
+    if len(data) >= 5 and data[4] not in READABLE:
+        raise AedgeError(f"aedge file format version {data[4]}; this aedge reads versions "
+                         f"{READABLE[0]} to {VERSION}")
+    layout = _HEADER if len(data) < 5 or data[4] == VERSION else _HEADER_3
+    if len(data) < layout.size + _CRC.size:
         raise AedgeError("truncated aedge file")
-    _, _, mode, model_id, width, height, quality, _, _ = _HEADER.unpack_from(data)
+    if layout is _HEADER:
+        _, _, mode, model_id, width, height, quality, networks, alpha, icc = \
+            _HEADER.unpack_from(data)
+    else:
+        _, _, mode, model_id, width, height, quality, alpha, icc = _HEADER_3.unpack_from(data)
+        networks = 0
     if mode not in MODES or not width or not height or not 1 <= quality <= 100:
         raise AedgeError("corrupted aedge file (bad header)")
     if width * height > MAX_PIXELS:
         raise AedgeError(f"corrupted aedge file, or an image beyond aedge's limit of "
                          f"{MAX_PIXELS // 1_000_000} megapixels ({width}x{height})")
-    return Header(model_id, width, height, MODES[mode], quality)
+    networks = NETWORKS[networks] if networks < len(NETWORKS) else None
+    return Header(model_id, width, height, MODES[mode], quality, networks), layout.size, \
+        alpha, icc
 
 
 def parse(data):
@@ -105,14 +136,13 @@ def parse(data):
     the CRC, before anything is allocated from the header: the header is a claim."""
     # Sections are views of the file, not copies of it.
     data = memoryview(data if isinstance(data, (bytes, memoryview)) else bytes(data))
-    header = parse_header(data)
-    alpha_size, icc_size = _HEADER.unpack_from(data)[-2:]
+    header, header_size, alpha_size, icc_size = _fields(data)
     rows, cols = tile_grid(header.height, header.width)
-    table_end = HEADER_SIZE + rows * cols * TILE_ENTRY
+    table_end = header_size + rows * cols * TILE_ENTRY
     if table_end + alpha_size + icc_size + _CRC.size > len(data):
         raise AedgeError("corrupted or truncated aedge file (too short for the image its "
                          "header claims)")
-    sections = list(_SECTION.iter_unpack(data[HEADER_SIZE:table_end]))
+    sections = list(_SECTION.iter_unpack(data[header_size:table_end]))
     if table_end + sum(s + e for _, s, e in sections) + alpha_size + icc_size + _CRC.size \
             != len(data):
         raise AedgeError("corrupted or truncated aedge file (section lengths do not add up)")

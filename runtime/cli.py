@@ -1,5 +1,6 @@
 """The `aedge` command. Exit codes: 0 success, 1 an input could not be processed, 2 bad usage."""
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -147,7 +148,7 @@ class _Null:
         return False
 
 
-def variant_options(command):
+def variant_options(command, decoding=False):
     """--variant, and --float as its shorthand; both give the `variant` argument."""
     def pick(ctx, param, value):
         if value:
@@ -160,8 +161,10 @@ def variant_options(command):
         help="Shorthand for --variant float32.")(command)
     return click.option(
         "--variant", type=click.Choice(modelfile.VARIANTS), is_eager=True,
-        help="Which of the model's networks to run (default: the first it has of "
-             f"{', '.join(modelfile.VARIANTS)}).")(command)
+        help=("Which of the model's networks decode (default: the ones that encoded the file, "
+              "as its header says, where the model has them; else the first it has of "
+              if decoding else "Which of the model's networks to run (default: the first it "
+              "has of ") + f"{', '.join(modelfile.VARIANTS)}).")(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -223,7 +226,7 @@ def compress(inputs, output, quality, model, variant, max_bytes, target_bpp, fra
                    "The suffix picks the format: .png (default), .jpg, .webp, ...")
 @click.option("--model", type=click.Path(dir_okay=False),
               help="The .aem model that made the files (shipped models are found by themselves).")
-@variant_options
+@functools.partial(variant_options, decoding=True)
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 def decompress(inputs, output, model, variant, force):
     """Decompress .aei files (- for stdin) to images."""
@@ -265,8 +268,9 @@ def info(inputs):
         bpp = 8 * len(data) / (header.width * header.height)
         extras = "".join([" + alpha" if file.alpha else "",
                           ", colour profile" if file.icc else ""])
-        click.echo(f"{source}: aedge format {bitstream.VERSION}, {header.width}x{header.height} "
-                   f"{header.mode}{extras}, quality {header.quality}, {len(data)} bytes, "
+        networks = f", {header.networks} networks" if header.networks else ""
+        click.echo(f"{source}: aedge format {data[4]}, {header.width}x{header.height} "
+                   f"{header.mode}{extras}, quality {header.quality}{networks}, {len(data)} bytes, "
                    f"{bpp:.3f} bpp, {len(file.tiles)} tile{'s' * (len(file.tiles) > 1)}, "
                    f"model {header.model_id.hex()} ({model})")
     _guard(lambda: _run_all([(i, None) for i in inputs], work, "reading"))

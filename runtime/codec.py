@@ -9,6 +9,10 @@ compress:   y = g_a(x); z = h_a(y); z_q = round(z * gain_z)          -> z's stre
             q = round(y * gain_y - mean)                              -> y's stream
 decompress: z_q, then h_s as above, then q; g_s((q + mean) / gain_y)
 
+A codec encodes with one variant of the model's networks (int8-dynamic unless asked), and
+records it in the file. It decodes with the variant that encoded the file, where the model has
+it, unless it was asked for a variant: a network pair that was trained together decodes best.
+
 Both sweep the image tile by tile (tiles.py), so that memory stays bounded at any size.
 """
 import contextlib
@@ -38,6 +42,7 @@ class Codec:
 
     def __init__(self, model, variant=None, threads=None):
         self.model = model if isinstance(model, modelfile.ModelFile) else modelfile.read(model)
+        self.pinned = variant is not None  # asked for: it decodes every file too
         variant = variant or self.model.default_variant
         if variant not in self.model.variants:
             raise AedgeError(f"model {self.model.name} has no {variant} networks")
@@ -71,9 +76,16 @@ class Codec:
     def identity(self):
         return self.model.identity
 
-    def _network(self, part):
-        if part not in self._networks:
-            network = Network(self.model.network(part, self.variant), self.threads,
+    def decoder_variant(self, header):
+        """The networks that decode a file with this header."""
+        if not self.pinned and header.networks in self.model.variants:
+            return header.networks
+        return self.variant
+
+    def _network(self, part, variant=None):
+        variant = variant or self.variant
+        if (part, variant) not in self._networks:
+            network = Network(self.model.network(part, variant), self.threads,
                               f"{self.model.path}: its {part} network")
             # A decoder in the encoder's place would run, and give nonsense.
             expected = {"g_a": (3, self.m), "h_a": (self.m, self.z_channels),
@@ -82,8 +94,8 @@ class Codec:
                 raise AedgeError(f"{network.name} takes {network.channels[0]} channels and "
                                  f"gives {network.channels[1]}, not {expected[0]} and "
                                  f"{expected[1]}")
-            self._networks[part] = network
-        return self._networks[part]
+            self._networks[part, variant] = network
+        return self._networks[part, variant]
 
     # --- compress -------------------------------------------------------------------------
 
@@ -151,7 +163,7 @@ class Codec:
             if progress:
                 progress(len(coded), grid.rows * grid.cols)
         self.timings = clock.spent
-        header = bitstream.Header(self.identity, width, height, mode, quality)
+        header = bitstream.Header(self.identity, width, height, mode, quality, self.variant)
         return bitstream.pack(header, coded, *sections)
 
     def _analysis(self, rgb, region, shape, clock):
@@ -232,6 +244,7 @@ class Codec:
         gains = self._gains(header.quality)
         grid = tiles.Grid(height, width)
         clock = _Clock()
+        g_s = self._network("g_s", self.decoder_variant(header))
         z_tiles = grid.window(lambda i, j: self._z_tile(file, grid, i, j, clock), lag=1)
 
         def y_hat_tile(i, j):
@@ -248,7 +261,7 @@ class Codec:
                                                            G_S_MARGIN, *grid.y):
                     y_hat = tiles.gather(y_tiles, grid.tile, *g)
                     with clock("networks"):
-                        x = self._network("g_s")(y_hat[None])[0]
+                        x = g_s(y_hat[None])[0]
                         x = x[STRIDE * (a - g[0]):STRIDE * (b - g[0]),
                               STRIDE * (c - g[2]):STRIDE * (d - g[2])]
                         if not np.isfinite(x).all():

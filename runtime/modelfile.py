@@ -108,7 +108,7 @@ def identity_of(manifest, arrays):
 
 # Models that aedge no longer ships, by identity, with the last release that does: a file
 # they made is named for what decodes it rather than merely refused.
-RETIRED = {"0436a2b036bac840": "0.3", "df44006a97aab7fc": "0.3"}
+RETIRED = {"0436a2b036bac840": "0.3", "df44006a97aab7fc": "0.3", "74ecf70f7981c001": "0.6"}
 
 
 def retired(identity):
@@ -116,7 +116,8 @@ def retired(identity):
     release = RETIRED.get(identity.hex())
     if release:
         return (f"file was made by model {identity.hex()}, which aedge {release} ships and this "
-                f"aedge does not: decode it with aedge {release}")
+                f"aedge does not: decode it with aedge {release}, or put that release's "
+                "models/aedge.aem in a folder named in $AEDGE_MODEL_PATH")
     return None
 
 

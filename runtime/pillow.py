@@ -25,15 +25,16 @@ class AeiImageFile(ImageFile.ImageFile):
     format_description = "aedge learned image compression"
 
     def _open(self):
-        head = self.fp.read(bitstream.HEADER_SIZE)
+        head = self.fp.read(bitstream.HEADER_SIZE) + bytes(4)  # the CRC is checked on decode
         try:
-            header = bitstream.parse_header(head + bytes(4))  # the CRC is checked on decode
+            header, has_alpha = bitstream.parse_header(head), bitstream.alpha_size(head) > 0
         except AedgeError as e:
             raise SyntaxError(str(e)) from None
-        has_alpha = int.from_bytes(head[23:27], "little") > 0
         self._mode = _MODES[header.mode, has_alpha]
         self._size = (header.width, header.height)
         self.info.update(quality=header.quality, model=header.model_id.hex())
+        if header.networks:
+            self.info["networks"] = header.networks
         tile = (("aei", (0, 0) + self.size, 0, None))
         self.tile = [ImageFile._Tile(*tile) if hasattr(ImageFile, "_Tile") else tile]
 

@@ -59,9 +59,9 @@ def load(model=None, variant=None, threads=None):
             raise AedgeError(f"no such model file: {path}")
     else:
         path = default_model()
-    path = path.resolve()
-    # Resolved here so that the default and its name share one cached codec.
-    return _codec(path, variant or read_model(path).default_variant, threads)
+    # No variant asked for is not the default's name: such a codec decodes each file with the
+    # networks that encoded it (codec.py).
+    return _codec(path.resolve(), variant, threads)
 
 
 def codec_for(data, model=None, variant=None):

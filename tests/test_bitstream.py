@@ -1,12 +1,16 @@
+import zlib
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aedge import bitstream
+from aedge import bitstream, modelfile
 from aedge.bitstream import Coded
 from aedge.errors import AedgeError
 
-HEADER = bitstream.Header(model_id=bytes(range(8)), width=768, height=512, mode="L", quality=42)
+HEADER = bitstream.Header(model_id=bytes(range(8)), width=768, height=512, mode="L", quality=42,
+                          networks="int8")
 TILE = {"z": Coded(1, b"\x01\x02\x03\x04", b""), "y": Coded(3, b"\xaa\xbb" * 6, b"\x07")}
 
 
@@ -19,12 +23,43 @@ def test_round_trip():
 def test_layout_is_fixed():
     # The documented layout (FORMAT.md), byte for byte.
     data = bitstream.pack(HEADER, [TILE], alpha=b"A", icc=b"ICC")
-    assert data.hex() == ("89414549" "03" "01" "0001020304050607" "00030000" "00020000" "2a"
-                          "01000000" "03000000"
+    assert data.hex() == ("89414549" "04" "01" "0001020304050607" "00030000" "00020000" "2a"
+                          "02" "01000000" "03000000"
                           "0100" "04000000" "00000000" "0300" "0c000000" "01000000"
                           "01020304" + "aabb" * 6 + "07" + "41" + "494343" + data[-4:].hex())
-    assert bitstream.HEADER_SIZE == 31 and bitstream.TILE_ENTRY == 20
+    assert bitstream.HEADER_SIZE == 32 and bitstream.TILE_ENTRY == 20
     assert len(data) == bitstream.HEADER_SIZE + bitstream.TILE_ENTRY + 4 + 12 + 1 + 1 + 3 + 4
+    assert bitstream.alpha_size(data) == 1
+
+
+def _as_version_3(data):
+    """The same file in format 3: no networks byte, and the CRC made again."""
+    body = data[:4] + b"\x03" + data[5:23] + data[24:-4]
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def test_version_3_is_read_without_networks():
+    data = _as_version_3(bitstream.pack(HEADER, [TILE], alpha=b"A", icc=b"ICC"))
+    parsed = bitstream.parse(data)
+    assert parsed == bitstream.File(replace(HEADER, networks=None), [TILE], b"A", b"ICC")
+    assert bitstream.alpha_size(data) == 1
+
+
+def test_every_variant_has_a_code():
+    assert set(bitstream.NETWORKS[1:]) == set(modelfile.VARIANTS)
+    for variant in modelfile.VARIANTS:
+        data = bitstream.pack(replace(HEADER, networks=variant), [TILE])
+        assert bitstream.parse_header(data).networks == variant
+    with pytest.raises(ValueError, match="no code"):
+        bitstream.pack(replace(HEADER, networks="int4"), [TILE])
+
+
+def test_an_unknown_networks_code_reads_as_not_recorded():
+    # A later release's variant: the file still decodes, with the reader's default networks.
+    data = bitstream.pack(HEADER, [TILE])
+    body = data[:23] + b"\x09" + data[24:-4]
+    data = body + zlib.crc32(body).to_bytes(4, "little")
+    assert bitstream.parse(data).header == replace(HEADER, networks=None)
 
 
 def test_tiles_are_1024_pixels_on_a_side():
@@ -44,10 +79,10 @@ def test_tiles_are_1024_pixels_on_a_side():
     (lambda d: d[:22] + b"\x65" + d[23:], "bad header"),
     (lambda d: d[:14] + b"\xff\xff\xff\x7f" + d[18:], "megapixels"),
     (lambda d: d[:14] + b"\x00\x00\x01\x00" + d[18:], "too short for the image"),
-    (lambda d: d[:23] + b"\xff\xff\x00\x00" + d[27:], "too short for the image"),
+    (lambda d: d[:24] + b"\xff\xff\x00\x00" + d[28:], "too short for the image"),
     (lambda d: d[:-1], "lengths"),
     (lambda d: d + b"\x00", "lengths"),
-    (lambda d: d[:33] + b"\xff" + d[34:], "lengths"),
+    (lambda d: d[:34] + b"\xff" + d[35:], "lengths"),
     (lambda d: d[:60] + bytes([d[60] ^ 1]) + d[61:], "CRC"),
     (lambda d: d[:12], "truncated"),
 ])

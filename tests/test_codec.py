@@ -1,8 +1,11 @@
+import struct
+import zlib
+
 import numpy as np
 import pytest
 
 import aedge
-from aedge import metrics, modelfile, registry
+from aedge import bitstream, metrics, modelfile, registry
 from aedge.errors import AedgeError
 from conftest import DATA, synthetic
 
@@ -98,15 +101,13 @@ def test_damaged_data_is_refused(codec, robin):
 
 
 def _with_crc(body):
-    import struct
-    import zlib
     return body + struct.pack("<I", zlib.crc32(body))
 
 
 @pytest.mark.parametrize("offset, value", [
-    (31, b"\xff\xff"),  # z lanes far beyond its symbols
-    (41, b"\x00\x00"),  # no y lanes
-    (41, b"\x01\x00"),  # too few y lanes for its symbols (bounded work per lane)
+    (32, b"\xff\xff"),  # z lanes far beyond its symbols
+    (42, b"\x00\x00"),  # no y lanes
+    (42, b"\x01\x00"),  # too few y lanes for its symbols (bounded work per lane)
     (22, b"\x01"),  # another quality: other tables, a stream that does not decode
     (14, b"\x00\x00\x01\x00"),  # another width
 ])
@@ -147,6 +148,22 @@ def test_every_variant_reads_the_files_of_every_other(robin):
     for (a, b), image in decoded.items():
         assert metrics.psnr(image, decoded[a, "float32"]) > 30, (a, b)
         assert metrics.psnr(robin, image) > 28, (a, b)
+
+
+def test_files_decode_with_the_networks_that_made_them_unless_told(robin):
+    """The header names the encoder's networks; a codec loaded without a variant decodes with
+    them, one loaded with a variant with its own, and a format-3 file (no networks byte) with
+    the default."""
+    made = aedge.load(variant="int8").compress(robin, 60)
+    assert bitstream.parse_header(made).networks == "int8"
+    by_int8 = aedge.load(variant="int8").decompress(made)
+    by_default = aedge.load(variant="int8-dynamic").decompress(made)
+    assert not np.array_equal(by_int8, by_default)
+    np.testing.assert_array_equal(aedge.load().decompress(made), by_int8)
+    np.testing.assert_array_equal(aedge.decompress(made), by_int8)
+    version_3 = _with_crc(made[:4] + b"\x03" + made[5:23] + made[24:-4])
+    assert bitstream.parse_header(version_3).networks is None
+    np.testing.assert_array_equal(aedge.load().decompress(version_3), by_default)
 
 
 def test_int16x8_networks_compute_in_integers_near_float32(robin):

@@ -22,8 +22,9 @@ from conftest import DATA
 GOOD = (DATA / "robin.aei").read_bytes()
 # Offset and size of each header field and of the first tile's section table.
 FIELDS = {"mode": (5, 1), "width": (14, 4), "height": (18, 4), "quality": (22, 1),
-          "alpha": (23, 4), "icc": (27, 4), "z lanes": (31, 2), "z stream": (33, 4),
-          "z escapes": (37, 4), "y lanes": (41, 2), "y stream": (43, 4), "y escapes": (47, 4)}
+          "networks": (23, 1), "alpha": (24, 4), "icc": (28, 4), "z lanes": (32, 2),
+          "z stream": (34, 4), "z escapes": (38, 4), "y lanes": (42, 2), "y stream": (44, 4),
+          "y escapes": (48, 4)}
 HEADROOM = 300 << 20
 
 

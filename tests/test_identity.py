@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import aedge
-from aedge import modelfile, registry
+from aedge import bitstream, modelfile, registry
 from aedge.errors import AedgeError
 from conftest import DATA
 
@@ -59,11 +59,21 @@ def test_a_retired_model_is_named_with_the_release_that_decodes_it():
     data = (DATA / "robin-0.3.aei").read_bytes()
     old = data[6:14]
     assert modelfile.RETIRED[old.hex()] == "0.3"
-    message = f"^file was made by model {old.hex()}, which aedge 0.3 ships .* with aedge 0.3$"
+    message = (f"^file was made by model {old.hex()}, which aedge 0.3 ships .* with aedge 0.3, "
+               r"or put that release's models/aedge.aem in a folder named in \$AEDGE_MODEL_PATH$")
     with pytest.raises(AedgeError, match=message):
         aedge.decompress(data)
     with pytest.raises(AedgeError, match=message):
         aedge.load().decompress(data)
+
+
+def test_a_format_3_file_of_aedge_0_6_is_named_with_its_release():
+    """robin-0.6.aei: format 3, made by aedge 0.6's model, whose quality rows this release moved
+    (quality 1 now reaches below the lowest anchor)."""
+    data = (DATA / "robin-0.6.aei").read_bytes()
+    assert bitstream.parse(data).header.networks is None
+    with pytest.raises(AedgeError, match="which aedge 0.6 ships .* decode it with aedge 0.6"):
+        aedge.decompress(data)
 
 
 def test_also_decodes_takes_files_that_name_a_listed_identity(tmp_path, robin):

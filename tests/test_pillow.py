@@ -15,6 +15,7 @@ def test_open_gives_the_pixels_aedge_decompress_gives():
     assert (image.format, image.mode, image.size) == ("AEI", "RGB", (256, 256))
     assert image.info["quality"] == aedge.load().default_quality
     assert bytes.fromhex(image.info["model"]) in modelfile.identities(aedge.load().model)
+    assert image.info["networks"] == aedge.load().variant
     expected = aedge.decompress((DATA / "robin.aei").read_bytes())
     np.testing.assert_array_equal(np.asarray(image), expected)
 

@@ -407,3 +407,22 @@ def test_the_runtime_uses_the_architecture_constants():
                                  arch.GAIN_FRAC_BITS, arch.MAX_WEIGHT_SHIFT)
     assert codec.STRIDE == arch.STRIDE and codec.HYPER_STRIDE == arch.STRIDE * 4
     assert 1 <= export.DEFAULT_QUALITY <= 100
+
+
+def test_qualities_below_the_lowest_anchor_continue_its_line():
+    """Quality 1 sits below the lowest anchor: its gains extrapolate the two lowest anchors'
+    log2-linearly; between anchors they interpolate, at an anchor they are its own."""
+    from types import SimpleNamespace
+
+    from aedge.optimize import export
+    log2 = np.array([[0.0, -1.0], [1.0, 1.0], [3.0, 2.0]])
+    fake = SimpleNamespace(lambdas=(1, 2, 4), **{
+        f"gain_{name}": SimpleNamespace(numpy=lambda: log2)
+        for name in ("y", "y_inverse", "z", "z_inverse")})
+    positions = np.array([-1.5, 0.0, 0.5, 2.0])
+    tables = export.gain_tables(fake, positions)
+    expected = [[-1.5, -4.0], [0.0, -1.0], [0.5, 0.0], [3.0, 2.0]]
+    for name in ("gain_y", "gain_y_inverse", "gain_z", "gain_z_inverse"):
+        np.testing.assert_allclose(np.log2(tables[name] / 2.0 ** 16), expected, atol=1e-4)
+    np.testing.assert_array_equal(tables["log2_gain_y"], np.rint(np.array(expected) * 256))
+    assert export.EXTRAPOLATED_ANCHORS > 0
