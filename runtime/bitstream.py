@@ -19,7 +19,7 @@ OLD_VERSIONS = {1: "0.1", 2: "0.2"}
 MODES = {0: "RGB", 1: "L"}  # L: a greyscale image, coded as RGB and given back as greyscale
 # Which of the model's network variants encoded the file (code: its position; 0: not recorded).
 # The decoder's latents never depend on it, but its pixels do: a decoder given the encoder's
-# networks decodes best (README, "Network variants"). A code this reader does not know is
+# networks decodes best (README, "The optimization stage"). A code this reader does not know is
 # taken as not recorded.
 NETWORKS = (None, "int8-dynamic", "int8", "float32", "int16x8")
 STRIDE = 16  # pixels per latent of y

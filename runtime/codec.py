@@ -170,10 +170,13 @@ class Codec:
         """y over a region of latents, block by block, each with its margin."""
         r0, r1, c0, c1 = region
         out = np.empty((r1 - r0, c1 - c0, self.m), np.float32)
-        for (a, b, c, d), g in tiles.network_calls(region, tiles.BLOCK, G_A_MARGIN, *shape):
+        g_a = self._network("g_a")
+        last = (g_a.size[0] // STRIDE, g_a.size[1] // STRIDE) if g_a.size else None
+        for (a, b, c, d), g in tiles.network_calls(region, tiles.BLOCK, G_A_MARGIN, *shape,
+                                                   first=last):
             x = _pixels(rgb, *(STRIDE * v for v in g))
             with clock("networks"):
-                y = self._network("g_a")(x[None])[0]
+                y = g_a(x[None])[0]
             out[a - r0:b - r0, c - c0:d - c0] = y[a - g[0]:b - g[0], c - g[2]:d - g[2]]
         if not np.isfinite(out).all():
             raise AedgeError(f"the encoder network of {self.model.name} gave non-finite values")
@@ -184,11 +187,13 @@ class Codec:
         neighbouring tiles' y."""
         a0, a1, b0, b1 = grid.z_bounds(i, j)
         out = np.empty((a1 - a0, b1 - b0, self.z_channels), np.float32)
+        h_a = self._network("h_a")
         for (p0, p1, q0, q1), g in tiles.network_calls((a0, a1, b0, b1), tiles.H_A_BLOCK,
-                                                       H_A_MARGIN, *grid.y, scale=4):
+                                                       H_A_MARGIN, *grid.y, scale=4,
+                                                       first=h_a.size):
             y = tiles.gather(y_tiles, grid.tile, *g)
             with clock("networks"):
-                z = self._network("h_a")(y[None])[0]
+                z = h_a(y[None])[0]
             out[p0 - a0:p1 - a0, q0 - b0:q1 - b0] = \
                 z[p0 - g[0] // 4:p1 - g[0] // 4, q0 - g[2] // 4:q1 - g[2] // 4]
         if not np.isfinite(out).all():
@@ -213,15 +218,20 @@ class Codec:
         a = hyper.shift_round(z_q * arrays["gain_z_inverse"][row], shift)
         # Integers held in float64, every value below 2**40: exact, as in h_s itself.
         out = self.h_s.floats(np.clip(a, -hyper.ACT_LIMIT, hyper.ACT_LIMIT))
-        mean = out[..., :self.m] * arrays["gain_y"][row]
+        # Each step below is one pass, and exact: mu * gain_y is an integer below 2**53 and
+        # the scale a power of two, so scaling the gain first changes no bit; likewise
+        # ((l + c) * per_octave + 2**7) / 2**8 = l * (per_octave / 2**8) + (c * per_octave +
+        # 2**7) / 2**8, every term a multiple of 2**-8 well below 2**45.
+        unit = 2.0 ** -(hyper.ACT_FRAC_BITS + hyper.GAIN_FRAC_BITS)
+        mean = out[..., :self.m] * (arrays["gain_y"][row] * unit)
+        half, step = 1 << (hyper.ACT_FRAC_BITS - 1), 1.0 / (1 << hyper.ACT_FRAC_BITS)
+        offset = ((arrays["log2_gain_y"][row] - self.log2_scale_min) * self.per_octave
+                  + half) * step
         log2_scale = out[..., self.m:]
-        log2_scale += arrays["log2_gain_y"][row] - self.log2_scale_min
-        log2_scale *= self.per_octave
-        log2_scale += 1 << (hyper.ACT_FRAC_BITS - 1)
-        log2_scale *= 1.0 / (1 << hyper.ACT_FRAC_BITS)  # a power of two: exact
+        log2_scale *= self.per_octave * step
+        log2_scale += offset
         index = np.floor(log2_scale, out=log2_scale)
         np.clip(index, 0, len(self.y_model.offsets) - 1, out=index)
-        mean *= 1.0 / (1 << (hyper.ACT_FRAC_BITS + hyper.GAIN_FRAC_BITS))
         return mean, index.astype(np.int64)
 
     # --- decompress -----------------------------------------------------------------------
@@ -258,7 +268,7 @@ class Codec:
             band = np.empty((min(height - top, band_height), width, 3), np.uint8)
             for j in range(grid.cols):
                 for (a, b, c, d), g in tiles.network_calls(grid.y_bounds(i, j), tiles.BLOCK,
-                                                           G_S_MARGIN, *grid.y):
+                                                           G_S_MARGIN, *grid.y, first=g_s.size):
                     y_hat = tiles.gather(y_tiles, grid.tile, *g)
                     with clock("networks"):
                         x = g_s(y_hat[None])[0]

@@ -59,6 +59,11 @@ class Network:
         self.channels = int(inputs[0]["shape"][-1]), int(outputs[0]["shape"][-1])
         self._shape = None
 
+    @property
+    def size(self):
+        """(height, width) of the input it was last planned for, or None."""
+        return self._shape[1:3] if self._shape else None
+
     def __call__(self, x):
         try:
             # Resizing re-plans the graph: worth it only when the image size changes.

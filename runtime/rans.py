@@ -73,6 +73,7 @@ class Tables:
         self._flat_freq = self.freq.ravel()
         self._plain_starts = self.start.ravel()
         self._slots = None
+        self._bits = None
         self._row_offset = np.arange(len(freqs), dtype=np.int64) * width
 
     def __len__(self):
@@ -88,8 +89,10 @@ class Tables:
 
     def information_bits(self, symbols, table_index):
         """Ideal code length of the symbols, in bits."""
-        f = self.freq[table_index, symbols]
-        return float(np.sum(PRECISION - np.log2(f)))
+        if self._bits is None:  # each symbol's cost, once: a gather instead of a logarithm
+            with np.errstate(divide="ignore"):
+                self._bits = (PRECISION - np.log2(self.freq)).ravel()
+        return float(np.sum(self._bits.take(table_index * self.freq.shape[1] + symbols)))
 
 
 def _load_compiled():

@@ -59,6 +59,20 @@ def test_calls_are_grouped_by_shape():
     assert runs == len(set(shapes)) < len(blocks)
 
 
+def test_the_shape_a_network_has_goes_first():
+    """A network keeps the plan of its last shape: calls of that shape first save a re-plan."""
+    blocks = tiles.blocks(0, 48, 0, 70, 16)
+    grow = lambda k: tiles.grown(*k, 2, 48, 70)
+    plain = tiles.by_shape(blocks, grow)
+    last = (plain[-1][1][1] - plain[-1][1][0], plain[-1][1][3] - plain[-1][1][2])
+    pairs = tiles.by_shape(blocks, grow, first=last)
+    assert sorted(pairs) == sorted(plain)
+    shapes = [(g[1] - g[0], g[3] - g[2]) for _, g in pairs]
+    assert shapes[0] == last and shapes[-1] != last
+    runs = sum(1 for i, s in enumerate(shapes) if i == 0 or s != shapes[i - 1])
+    assert runs == len(set(shapes))
+
+
 def test_blocks_lie_on_a_fixed_grid():
     covered = np.zeros((100, 130), int)
     for a, b, c, d in tiles.blocks(16, 100, 0, 130, 16):
