@@ -165,7 +165,9 @@ def markdown(report):
     machine = report["machine"]
     lines = [f"Kodak ({report['images']} images), {machine.get('cpu', 'this CPU')}; "
              "times are means over the 8 qualities, in-process, entropy coding included. "
-             "bpp, PSNR and MS-SSIM at the default quality; BD-rates on PSNR over the whole "
+             + (f"bpp, PSNR and MS-SSIM at quality {report['rows'][0]['default_quality']}, "
+                "the benched quality nearest the default" if report["rows"] else "")
+             + "; BD-rates on PSNR over the whole "
              "curve (q1..100); speed: encode + decode against the default networks'; "
              "tflite-runtime: the largest difference, in levels, between its "
              f"decoding and ai-edge-litert's (first {CROSS_IMAGES} images).", "",

@@ -11,7 +11,8 @@ decompress: z_q, then h_s as above, then q; g_s((q + mean) / gain_y)
 
 A codec encodes with one variant of the model's networks (int8-dynamic unless asked), and
 records it in the file. It decodes with the variant that encoded the file, where the model has
-it, unless it was asked for a variant: a network pair that was trained together decodes best.
+it and it is not the slow int16x8, unless it was asked for a variant: a network pair that was
+trained together decodes best.
 
 Both sweep the image tile by tile (tiles.py), so that memory stays bounded at any size.
 """
@@ -42,7 +43,7 @@ class Codec:
 
     def __init__(self, model, variant=None, threads=None):
         self.model = model if isinstance(model, modelfile.ModelFile) else modelfile.read(model)
-        self.pinned = variant is not None  # asked for: it decodes every file too
+        self.pinned = bool(variant)  # asked for: it decodes every file too
         variant = variant or self.model.default_variant
         if variant not in self.model.variants:
             raise AedgeError(f"model {self.model.name} has no {variant} networks")
@@ -78,7 +79,8 @@ class Codec:
 
     def decoder_variant(self, header):
         """The networks that decode a file with this header."""
-        if not self.pinned and header.networks in self.model.variants:
+        if not self.pinned and header.networks in self.model.variants and \
+                header.networks in modelfile.FOLLOWED:
             return header.networks
         return self.variant
 

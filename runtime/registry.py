@@ -52,7 +52,8 @@ def _codec(path, variant, threads):
 
 def load(model=None, variant=None, threads=None):
     """A codec for a model file, or for the shipped model. Codecs are cached: loading the same
-    model twice costs nothing."""
+    model with the same variant twice costs nothing (no variant and the default's name are two
+    codecs, for they decode differently)."""
     if model is not None:
         path = Path(model)
         if not path.is_file():

@@ -166,6 +166,17 @@ def test_files_decode_with_the_networks_that_made_them_unless_told(robin):
     np.testing.assert_array_equal(aedge.load().decompress(version_3), by_default)
 
 
+def test_a_header_cannot_impose_the_slow_networks(robin):
+    """int16x8 runs on reference kernels: a file that names it decodes with the default
+    networks unless int16x8 is asked for."""
+    made = aedge.load(variant="int16x8").compress(robin, 60)
+    assert bitstream.parse_header(made).networks == "int16x8"
+    np.testing.assert_array_equal(aedge.load().decompress(made),
+                                  aedge.load(variant="int8-dynamic").decompress(made))
+    assert not np.array_equal(aedge.load(variant="int16x8").decompress(made),
+                              aedge.load().decompress(made))
+
+
 def test_int16x8_networks_compute_in_integers_near_float32(robin):
     """16-bit activations: every convolution and GDN in integers, and a decoding that float32's
     matches to more than 48 dB PSNR, nearer than the int8 networks' (measured 51 and 37)."""
@@ -213,6 +224,37 @@ def test_model_files_without_int16x8_stay_valid(tmp_path, robin):
                                        "--variant", "int16x8", "-o", str(tmp_path / "x.aei")])
     assert result.exit_code == 1 and not (tmp_path / "x.aei").exists()
     assert result.stderr == f"aedge: {photo}: model {model.name} has no int16x8 networks\n"
+
+
+def test_another_image_of_the_same_size_replans_each_network_once_less(codec, monkeypatch):
+    """The blocks of the shape a network already has go first (tiles.by_shape): coding a
+    second image of one size re-plans each network once per other shape, not once more."""
+    from aedge import interpreter
+    image = synthetic(512, 768, seed=3)
+    codec.decompress(codec.compress(image))
+    shapes, replans = {}, {}
+    call = interpreter.Network.__call__
+
+    def counting(network, x):
+        shapes.setdefault(network.name, set()).add(x.shape)
+        replans[network.name] = replans.get(network.name, 0) + (x.shape != network._shape)
+        return call(network, x)
+    monkeypatch.setattr(interpreter.Network, "__call__", counting)
+    codec.decompress(codec.compress(image))
+    assert len(shapes) == 3 and max(len(s) for s in shapes.values()) > 1
+    assert replans == {name: len(s) - 1 for name, s in shapes.items()}
+
+
+def test_a_file_whose_networks_the_model_lacks_decodes_with_its_default(tmp_path, robin):
+    shipped = modelfile.read(registry.default_model())
+    path = tmp_path / "no-int8.aem"
+    manifest = {k: v for k, v in shipped.manifest.items()
+                if k not in ("format", "format_version")}
+    modelfile.write(path, manifest, {k: v for k, v in shipped.networks().items()
+                                     if k[1] != "int8"}, shipped.arrays)
+    made = aedge.load(variant="int8").compress(robin, 60)
+    np.testing.assert_array_equal(aedge.load(model=path).decompress(made),
+                                  aedge.load(model=path, variant="int8-dynamic").decompress(made))
 
 
 def test_version_1_model_files_are_refused_clearly(tmp_path):

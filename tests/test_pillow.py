@@ -44,6 +44,23 @@ def test_save_writes_aei_that_opens_again(tmp_path, mode):
     assert len(out.getvalue()) <= 6000
 
 
+def test_a_format_3_header_with_alpha_opens_as_rgba(tmp_path):
+    """Format 3 has no networks byte: the alpha length lies one byte earlier."""
+    import struct
+    import zlib
+    source = Image.open(DATA / "robin.png").convert("RGBA")
+    source.putalpha(100)
+    out = io.BytesIO()
+    source.save(out, format="AEI", quality=40)
+    data = out.getvalue()
+    body = data[:4] + b"\x03" + data[5:23] + data[24:-4]
+    path = tmp_path / "old.aei"
+    path.write_bytes(body + struct.pack("<I", zlib.crc32(body)))
+    image = Image.open(path)
+    assert image.mode == "RGBA" and "networks" not in image.info
+    assert np.asarray(image)[..., -1].min() == 100
+
+
 def test_a_broken_file_is_an_os_error(tmp_path):
     data = (DATA / "robin.aei").read_bytes()
     path = tmp_path / "bad.aei"

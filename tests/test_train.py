@@ -425,4 +425,3 @@ def test_qualities_below_the_lowest_anchor_continue_its_line():
     for name in ("gain_y", "gain_y_inverse", "gain_z", "gain_z_inverse"):
         np.testing.assert_allclose(np.log2(tables[name] / 2.0 ** 16), expected, atol=1e-4)
     np.testing.assert_array_equal(tables["log2_gain_y"], np.rint(np.array(expected) * 256))
-    assert export.EXTRAPOLATED_ANCHORS > 0

@@ -23,11 +23,13 @@ def test_table_names_every_column():
            "gzip_bytes": 9_900_000, "network_bytes": 5_000_000, "sparsity": 0.5,
            "macs_per_pixel": 24840, "bpp": 1.1, "psnr": 34.0, "ms_ssim": 0.98,
            "bd_rate_vs_float32": 0.0, "bd_psnr_vs_float32": 0.0, "bd_rate_vs_jpeg": -21.3,
-           "encode_ms": 60.0, "decode_ms": 120.0, "tflite_runtime_max_difference": 1}
+           "encode_ms": 60.0, "decode_ms": 120.0, "tflite_runtime_max_difference": 1,
+           "default_quality": 75}
     shipped = {**row, "variant": report.SHIPPED, "networks": "int8-dynamic",
                "encode_ms": 40.0, "decode_ms": 50.0}
     report.speed_against([row, shipped])
     text = report.markdown({"images": 24, "machine": {"cpu": "x"}, "rows": [row]})
+    assert "at quality 75, the benched quality nearest the default;" in text
     assert ("| float32 | float32 | 10.00 | 9.90 | 5.00 | 50.0% | 24.8 | 1.100 | 34.00 | "
             "0.9800 | +0.0% | +0.00 | -21.3% | 60 | 120 | 0.50x | 1 |") in text
 
