@@ -200,17 +200,22 @@ def test_int16x8_networks_compute_in_integers_near_float32(robin):
     assert near["int16x8"] > max(48, near["int8"]), near
 
 
+def _shipped_without(path, variant):
+    """The shipped model's file without one variant's networks."""
+    shipped = modelfile.read(registry.default_model())
+    manifest = {k: v for k, v in shipped.manifest.items()
+                if k not in ("format", "format_version")}
+    modelfile.write(path, manifest, {k: v for k, v in shipped.networks().items()
+                                     if k[1] != variant}, shipped.arrays)
+    return path
+
+
 def test_model_files_without_int16x8_stay_valid(tmp_path, robin):
     """aedge 0.5's model files have three variants: they still load, code and decode, and
     asking them for int16x8 is a one-line error."""
     from click.testing import CliRunner
     from aedge.cli import main
-    shipped = modelfile.read(registry.default_model())
-    older = tmp_path / "older.aem"
-    manifest = {k: v for k, v in shipped.manifest.items()
-                if k not in ("format", "format_version")}
-    modelfile.write(older, manifest, {k: v for k, v in shipped.networks().items()
-                                      if k[1] != "int16x8"}, shipped.arrays)
+    older = _shipped_without(tmp_path / "older.aem", "int16x8")
     model = modelfile.read(older)
     assert model.variants == ("int8-dynamic", "int8", "float32")
     codec = aedge.load(model=older)
@@ -246,12 +251,7 @@ def test_another_image_of_the_same_size_replans_each_network_once_less(codec, mo
 
 
 def test_a_file_whose_networks_the_model_lacks_decodes_with_its_default(tmp_path, robin):
-    shipped = modelfile.read(registry.default_model())
-    path = tmp_path / "no-int8.aem"
-    manifest = {k: v for k, v in shipped.manifest.items()
-                if k not in ("format", "format_version")}
-    modelfile.write(path, manifest, {k: v for k, v in shipped.networks().items()
-                                     if k[1] != "int8"}, shipped.arrays)
+    path = _shipped_without(tmp_path / "no-int8.aem", "int8")
     made = aedge.load(variant="int8").compress(robin, 60)
     np.testing.assert_array_equal(aedge.load(model=path).decompress(made),
                                   aedge.load(model=path, variant="int8-dynamic").decompress(made))

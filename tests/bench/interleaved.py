@@ -1,0 +1,51 @@
+"""Two model files timed against each other, interleaved image by image on one warm machine:
+rows of a table measured minutes apart differ by what the host did in between.
+
+    python tests/bench/interleaved.py ../shared/data/kodak build/quantize/aedge.aem \
+        build/quantize/aedge-fast.aem --limit 6
+
+Encode + decode per image, in-process, the median of --runs at each of the qualities, the two
+models taking turns; then the mean over images and qualities, and the ratio.
+"""
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+import aedge
+from aedge.bench import pictures
+
+
+@click.command()
+@click.argument("kodak", type=click.Path(exists=True, file_okay=False))
+@click.argument("first", type=click.Path(exists=True, dir_okay=False))
+@click.argument("second", type=click.Path(exists=True, dir_okay=False))
+@click.option("--limit", type=int, default=6, show_default=True, help="Only the first N images.")
+@click.option("--runs", type=int, default=5, show_default=True)
+@click.option("-q", "--quality", "qualities", type=int, multiple=True,
+              default=(1, 45, 82, 100), show_default=True)
+def main(kodak, first, second, limit, runs, qualities):
+    codecs = {Path(m).name: aedge.load(model=m) for m in (first, second)}
+    spent = {name: [] for name in codecs}
+    for _, array in pictures(kodak, limit):
+        for q in qualities:
+            for codec in codecs.values():  # warm: each network planned for this size
+                codec.decompress(codec.compress(array, q))
+            times = {name: [] for name in codecs}
+            for _ in range(runs):
+                for name, codec in codecs.items():
+                    start = time.perf_counter()
+                    codec.decompress(codec.compress(array, q))
+                    times[name].append(time.perf_counter() - start)
+            for name in codecs:
+                spent[name].append(np.median(times[name]))
+    means = {name: 1e3 * float(np.mean(v)) for name, v in spent.items()}
+    a, b = means
+    click.echo(f"{len(spent[a]) // len(qualities)} images x {len(qualities)} qualities, "
+               f"encode + decode: {a} {means[a]:.1f} ms, {b} {means[b]:.1f} ms, "
+               f"{a} / {b} = {means[a] / means[b]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
