@@ -32,7 +32,8 @@ def test_compress_decompress_info(photo, tmp_path):
     info = aedge("info", compressed)
     assert info.returncode == 0 and b"256x256" in info.stdout and b"bpp" in info.stdout
     import aedge as package
-    assert f"quality {package.load().default_quality},".encode() in info.stdout
+    assert f"quality {package.load().default_quality}, int8-dynamic networks,".encode() \
+        in info.stdout and b"aedge format 4," in info.stdout
     out = tmp_path / "back.png"
     assert aedge("decompress", compressed, "-o", out).returncode == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
