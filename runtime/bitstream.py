@@ -115,12 +115,10 @@ def _fields(data):
     layout = _HEADER if len(data) < 5 or data[4] == VERSION else _HEADER_3
     if len(data) < layout.size + _CRC.size:
         raise AedgeError("truncated aedge file")
-    if layout is _HEADER:
-        _, _, mode, model_id, width, height, quality, networks, alpha, icc = \
-            _HEADER.unpack_from(data)
-    else:
-        _, _, mode, model_id, width, height, quality, alpha, icc = _HEADER_3.unpack_from(data)
-        networks = 0
+    fields = list(layout.unpack_from(data))
+    if layout is _HEADER_3:
+        fields.insert(7, 0)  # networks: not recorded
+    _, _, mode, model_id, width, height, quality, networks, alpha, icc = fields
     if mode not in MODES or not width or not height or not 1 <= quality <= 100:
         raise AedgeError("corrupted aedge file (bad header)")
     if width * height > MAX_PIXELS:

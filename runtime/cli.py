@@ -161,10 +161,10 @@ def variant_options(command, decoding=False):
         help="Shorthand for --variant float32.")(command)
     return click.option(
         "--variant", type=click.Choice(modelfile.VARIANTS), is_eager=True,
-        help=("Which of the model's networks decode (default: the ones that encoded the file, "
-              "as its header says, where the model has them; else the first it has of "
-              if decoding else "Which of the model's networks to run (default: the first it "
-              "has of ") + f"{', '.join(modelfile.VARIANTS)}).")(command)
+        help=f"Which of the model's networks {'decode' if decoding else 'to run'} (default: "
+             + ("the ones that encoded the file, as its header says, where the model has "
+                "them; else " if decoding else "")
+             + f"the first it has of {', '.join(modelfile.VARIANTS)}).")(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -32,7 +32,7 @@ NETWORKS = ("g_a", "h_a", "g_s")
 VARIANTS = ("int8-dynamic", "int8", "float32", "int16x8")
 # The variants a file's header may choose for its decoding (codec.py): not int16x8, forty times
 # slower here, which a file must not be able to impose on whoever decodes it.
-FOLLOWED = ("int8-dynamic", "int8", "float32")
+FOLLOWED = tuple(v for v in VARIANTS if v != "int16x8")
 QUALITIES = 100
 # The manifest's part of the identity; the rest (name, quality placement, training notes) is not.
 CONTRACT = ("downsampling", "latent_channels", "hyper_channels", "h_s", "scales")

@@ -40,3 +40,11 @@ def synthetic(height, width, seed=0):
                       np.where(x + y > 0.8, 200.0, 60.0)], axis=2)
     image += rng.normal(0, 4, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def as_version_3(data):
+    """The same .aei in format 3 (aedge 0.3 to 0.6): no networks byte, the CRC made again."""
+    import struct
+    import zlib
+    body = data[:4] + b"\x03" + data[5:23] + data[24:-4]
+    return body + struct.pack("<I", zlib.crc32(body))

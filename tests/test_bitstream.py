@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from aedge import bitstream, modelfile
 from aedge.bitstream import Coded
 from aedge.errors import AedgeError
+from conftest import as_version_3
 
 HEADER = bitstream.Header(model_id=bytes(range(8)), width=768, height=512, mode="L", quality=42,
                           networks="int8")
@@ -32,14 +33,8 @@ def test_layout_is_fixed():
     assert bitstream.alpha_size(data) == 1
 
 
-def _as_version_3(data):
-    """The same file in format 3: no networks byte, and the CRC made again."""
-    body = data[:4] + b"\x03" + data[5:23] + data[24:-4]
-    return body + zlib.crc32(body).to_bytes(4, "little")
-
-
 def test_version_3_is_read_without_networks():
-    data = _as_version_3(bitstream.pack(HEADER, [TILE], alpha=b"A", icc=b"ICC"))
+    data = as_version_3(bitstream.pack(HEADER, [TILE], alpha=b"A", icc=b"ICC"))
     parsed = bitstream.parse(data)
     assert parsed == bitstream.File(replace(HEADER, networks=None), [TILE], b"A", b"ICC")
     assert bitstream.alpha_size(data) == 1

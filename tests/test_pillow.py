@@ -7,7 +7,7 @@ from PIL import Image
 import aedge
 import aedge.pillow  # noqa: F401  (registers the format)
 from aedge import modelfile
-from conftest import DATA
+from conftest import DATA, as_version_3
 
 
 def test_open_gives_the_pixels_aedge_decompress_gives():
@@ -46,16 +46,12 @@ def test_save_writes_aei_that_opens_again(tmp_path, mode):
 
 def test_a_format_3_header_with_alpha_opens_as_rgba(tmp_path):
     """Format 3 has no networks byte: the alpha length lies one byte earlier."""
-    import struct
-    import zlib
     source = Image.open(DATA / "robin.png").convert("RGBA")
     source.putalpha(100)
     out = io.BytesIO()
     source.save(out, format="AEI", quality=40)
-    data = out.getvalue()
-    body = data[:4] + b"\x03" + data[5:23] + data[24:-4]
     path = tmp_path / "old.aei"
-    path.write_bytes(body + struct.pack("<I", zlib.crc32(body)))
+    path.write_bytes(as_version_3(out.getvalue()))
     image = Image.open(path)
     assert image.mode == "RGBA" and "networks" not in image.info
     assert np.asarray(image)[..., -1].min() == 100
