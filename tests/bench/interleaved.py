@@ -8,7 +8,6 @@ Encode + decode per image, in-process, the median of --runs at each of the quali
 models taking turns; then the mean over images and qualities, and the ratio.
 """
 import time
-from pathlib import Path
 
 import click
 import numpy as np
@@ -26,7 +25,8 @@ from aedge.bench import pictures
 @click.option("-q", "--quality", "qualities", type=int, multiple=True,
               default=(1, 45, 82, 100), show_default=True)
 def main(kodak, first, second, limit, runs, qualities):
-    codecs = {Path(m).name: aedge.load(model=m) for m in (first, second)}
+    # By the paths as given: a build's aedge.aem and the shipped one share a file name.
+    codecs = {m: aedge.load(model=m) for m in (first, second)}
     spent = {name: [] for name in codecs}
     for _, array in pictures(kodak, limit):
         for q in qualities:
