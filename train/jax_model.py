@@ -226,29 +226,12 @@ def gains(p, anchor):
     return pick("gain.y"), pick("gain.y_inverse"), pick("gain.z"), pick("gain.z_inverse")
 
 
-def code_y(y, mean, log2_scale, gain, gain_inv, noise_key=None):
-    """(y_hat, bits of each value) of y coded with these means and log2 scales (both before
-    the gain), as code_latents describes."""
-    mean = mean * gain
-    scale = jnp.clip(2.0 ** log2_scale * gain, arch.SCALE_MIN, arch.SCALE_MAX)
-    # Values at the smallest scales are not coded (runtime: index below SKIP): they cost no
-    # bits and the decoder takes them as 0.
-    coded = lax.stop_gradient(scale >= arch.scale_of(arch.SKIP - 0.5))
-    y = y * gain
-    v = y - mean
-    v_rate = v + jax.random.uniform(noise_key, v.shape, jnp.float32, -0.5, 0.5) \
-        if noise_key is not None else jnp.round(v)
-    y_hat = (jnp.where(coded, _ste(v, jnp.round(v)), 0.0) + mean) * gain_inv
-    return y_hat, jnp.where(coded, -jnp.log2(gaussian_likelihood(v_rate, scale)), 0.0)
-
-
 def code_latents(p, y, anchor, noise_key=None, z_weight=1.0):
     """(y_hat, bits per sample) for g_a's output y (before its gain): uniform noise in place of
     rounding for the rates when a key is given (training), rounding otherwise; y_hat, what g_s
     gets, is always rounded."""
     gain, gain_inv, hgain, hgain_inv = gains(p, anchor)
     z = chain(p, "h_a", y) * hgain
-    ky = None
     if noise_key is not None:
         kz, ky = jax.random.split(noise_key)
         z_rate = z + jax.random.uniform(kz, z.shape, jnp.float32, -0.5, 0.5)
@@ -256,7 +239,17 @@ def code_latents(p, y, anchor, noise_key=None, z_weight=1.0):
         z_rate = jnp.round(z)
     z_hat = _ste(z, jnp.round(z))
     mean, log2_scale = h_s(p, z_hat * hgain_inv)
-    y_hat, y_bits = code_y(y, mean, log2_scale, gain, gain_inv, ky)
+    mean = mean * gain
+    scale = jnp.clip(2.0 ** log2_scale * gain, arch.SCALE_MIN, arch.SCALE_MAX)
+    # Values at the smallest scales are not coded (runtime: index below SKIP): they cost no
+    # bits and the decoder takes them as 0.
+    coded = lax.stop_gradient(scale >= arch.scale_of(arch.SKIP - 0.5))
+    y = y * gain
+    v = y - mean
+    v_rate = v + jax.random.uniform(ky, v.shape, jnp.float32, -0.5, 0.5) if noise_key is not None \
+        else jnp.round(v)
+    y_hat = (jnp.where(coded, _ste(v, jnp.round(v)), 0.0) + mean) * gain_inv
+    y_bits = jnp.where(coded, -jnp.log2(gaussian_likelihood(v_rate, scale)), 0.0)
     # z_weight < 1 makes z's bits cheaper while h_s learns to read it: at full price a fresh
     # z shrinks to nothing before h_s has learned what to do with it.
     bits = (z_weight * jnp.sum(-jnp.log2(z_likelihood(p, z_rate)), axis=(1, 2, 3))
