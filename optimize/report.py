@@ -34,6 +34,15 @@ ROWS = (("float32", "aedge-base.aem", "float32"),
 # The networks a plain `aedge compress` runs: every row's speed is given against theirs.
 SHIPPED = "int8-dynamic, QAT (default)"
 CROSS_IMAGES = 3  # decoded by both interpreters
+# Speed: the rows take turns image by image (bench.interleaved) on the first SPEED_IMAGES
+# images at these qualities and the default one; the sweep's own times are rows measured
+# minutes apart on a host whose speed drifts by a fifth within a session.
+SPEED_IMAGES = 6
+SPEED_QUALITIES = (1, 45, 100)
+SPEED_RUNS = 3
+# A row this many times slower than the default in the sweep keeps the sweep's times: its
+# turns would take minutes (int16x8's reference kernels) and its ratio is not in doubt.
+SLOW = 10
 MEASURE_SIDE = 256  # image side at which MACs are counted
 
 
@@ -141,8 +150,33 @@ def measure(build, kodak, python=None, limit=None, progress=None):
                                                                      python)
         rows.append(row)
     speed_against(rows)
+    speed = interleave(build, rows, photos[:SPEED_IMAGES], progress)
+    speed_against(rows)
     return {"kodak": str(kodak), "images": len(photos), "machine": bench._machine(),
-            "rows": rows}
+            "speed": speed, "rows": rows}
+
+
+def interleave(build, rows, photos, progress=None):
+    """Replace the sweep's encode and decode times by ones measured with the rows taking turns,
+    for every row within SLOW times the default's time."""
+    from aedge import registry
+
+    timed = [r for r in rows
+             if r["speedup_vs_default"] is None or r["speedup_vs_default"] > 1 / SLOW]
+    codecs = {r["variant"]: registry.load(model=str(Path(build) / r["file"]),
+                                           variant=r["networks"]) for r in timed}
+    if not codecs or not photos:
+        return None
+    qualities = sorted({*SPEED_QUALITIES, rows[0]["default_quality"]})
+    if progress:
+        click.echo(f"timing {len(codecs)} variants in turns on {len(photos)} images", file=progress)
+    times = bench.interleaved(codecs, photos, qualities, SPEED_RUNS)
+    for r in rows:
+        r["timed"] = "interleaved" if r["variant"] in times else "sweep"
+        if r["variant"] in times:
+            r["sweep_encode_ms"], r["sweep_decode_ms"] = r["encode_ms"], r["decode_ms"]
+            r.update(times[r["variant"]])
+    return {"images": len(photos), "qualities": qualities, "runs": SPEED_RUNS}
 
 
 def speed_against(rows, label=SHIPPED):
@@ -163,8 +197,17 @@ def _bd_psnr(reference, test):
 
 def markdown(report):
     machine = report["machine"]
+    speed = report.get("speed")
+    if speed:
+        times = ("times: the variants taking turns image by image on one warm machine, "
+                 f"on the first {speed['images']} images at qualities "
+                 f"{', '.join(map(str, speed['qualities']))}, the median of {speed['runs']} "
+                 "each, then the mean (rows marked * : the mean of the sweep over the 8 "
+                 "qualities, too slow to take turns), in-process, entropy coding included. ")
+    else:
+        times = "times are means over the 8 qualities, in-process, entropy coding included. "
     lines = [f"Kodak ({report['images']} images), {machine.get('cpu', 'this CPU')}; "
-             "times are means over the 8 qualities, in-process, entropy coding included. "
+             + times
              + (f"bpp, PSNR and MS-SSIM at quality {report['rows'][0]['default_quality']}, "
                 "the benched quality nearest the default" if report["rows"] else "")
              + "; BD-rates on PSNR over the whole "
@@ -176,6 +219,7 @@ def markdown(report):
              "encode ms | decode ms | speed vs default | tflite-runtime |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     pct = lambda v: "n/a" if v is None else f"{v:+.1f}%"
+    mark = lambda r: "*" if speed and r.get("timed") == "sweep" else ""
     for r in report["rows"]:
         cross = r.get("tflite_runtime_max_difference")
         speed = r.get("speedup_vs_default")
@@ -185,7 +229,7 @@ def markdown(report):
             f"{r['sparsity']:.1%} | {r['macs_per_pixel'] / 1e3:.1f} | {r['bpp']:.3f} | "
             f"{r['psnr']:.2f} | {r['ms_ssim']:.4f} | {pct(r['bd_rate_vs_float32'])} | "
             f"{r['bd_psnr_vs_float32']:+.2f} | {pct(r['bd_rate_vs_jpeg'])} | "
-            f"{r['encode_ms']:.0f} | {r['decode_ms']:.0f} | "
+            f"{r['encode_ms']:.0f}{mark(r)} | {r['decode_ms']:.0f}{mark(r)} | "
             f"{'n/a' if speed is None else f'{speed:.2f}x'} | "
             f"{'not run' if cross is None else cross} |")
     return "\n".join(lines) + "\n"

@@ -105,6 +105,27 @@ def _measure(encode, decode, array, ssim, codec=None):
             **split}
 
 
+def interleaved(codecs, photos, qualities, runs=5):
+    """Encode and decode ms of each codec ({name: codec}), taking turns image by image on one
+    warm machine: rows of a table measured minutes apart differ by what the host did in
+    between. Per image and quality the median of `runs`, then the mean over all of them."""
+    spent = {name: {"encode_ms": [], "decode_ms": []} for name in codecs}
+    for _, array in photos:
+        for q in qualities:
+            for codec in codecs.values():  # each network planned for this size first
+                codec.decompress(codec.compress(array, q))
+            times = {name: {"encode_ms": [], "decode_ms": []} for name in codecs}
+            for _ in range(runs):
+                for name, codec in codecs.items():
+                    data, encode_ms = _timed(codec.compress, array, q)
+                    times[name]["encode_ms"].append(encode_ms)
+                    times[name]["decode_ms"].append(_timed(codec.decompress, data)[1])
+            for name, t in times.items():
+                for key, values in t.items():
+                    spent[name][key].append(float(np.median(values)))
+    return {name: {key: float(np.mean(v)) for key, v in t.items()} for name, t in spent.items()}
+
+
 def run(folder, qualities=None, codecs=("jpeg", "webp", "avif"), limit=None, variant=None,
         progress=None, model=None):
     """Returns the bench report as a dict (see summarise)."""

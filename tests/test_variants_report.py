@@ -56,3 +56,59 @@ def test_student_widths_run_from_the_highest_resolution_down_in_both_chains():
     assert arch.g_a(arch.N_FILTERS) == arch.G_A and arch.widths(40) == (40, 40, 40)
     with pytest.raises(ValueError, match="one number or three"):
         arch.widths((16, 32))
+
+
+class _Recording:
+    """A real codec that notes who ran when."""
+
+    def __init__(self, name, log):
+        self.codec, self.name, self.log = registry.load(), name, log
+
+    def compress(self, array, quality):
+        self.log.append((self.name, "compress", quality))
+        return self.codec.compress(array, quality)
+
+    def decompress(self, data):
+        self.log.append((self.name, "decompress"))
+        return self.codec.decompress(data)
+
+
+def test_interleaved_timing_takes_turns_image_by_image():
+    from aedge import bench
+    from conftest import synthetic
+
+    log = []
+    codecs = {n: _Recording(n, log) for n in ("a", "b")}
+    photos = [("one", synthetic(64, 96, seed=1)), ("two", synthetic(80, 64, seed=2))]
+    times = bench.interleaved(codecs, photos, (10, 90), runs=3)
+    assert set(times) == {"a", "b"}
+    assert all(t["encode_ms"] > 0 and t["decode_ms"] > 0 for t in times.values())
+    # Per image and quality: one warm-up each, then three rounds of a and b in turn.
+    per_setting = [("a", "compress"), ("a", "decompress"), ("b", "compress"),
+                   ("b", "decompress")] * 4
+    assert len(log) == 2 * 2 * len(per_setting)
+    assert [c[:2] for c in log] == per_setting * 4
+    assert [c[2] for c in log if c[1] == "compress"] == [10] * 8 + [90] * 8 + [10] * 8 + [90] * 8
+
+
+def test_rows_too_slow_to_take_turns_keep_the_sweeps_times(tmp_path):
+    shipped = str(registry.default_model())
+    rows = [{"variant": v, "file": shipped, "networks": n, "encode_ms": e, "decode_ms": d,
+             "default_quality": 75}
+            for v, n, e, d in (("float32", "float32", 60.0, 120.0),
+                               (report.SHIPPED, "int8-dynamic", 50.0, 60.0),
+                               ("int16x8", "int16x8", 2000.0, 3000.0))]
+    report.speed_against(rows)
+    from conftest import synthetic
+    speed = report.interleave("/", rows, [("one", synthetic(64, 64))])
+    assert speed == {"images": 1, "qualities": [1, 45, 75, 100], "runs": report.SPEED_RUNS}
+    assert [r["timed"] for r in rows] == ["interleaved", "interleaved", "sweep"]
+    assert rows[0]["sweep_encode_ms"] == 60.0 and rows[0]["encode_ms"] != 60.0
+    assert rows[2]["encode_ms"] == 2000.0 and "sweep_encode_ms" not in rows[2]
+    for r in rows:
+        r.update({"file_bytes": 1, "gzip_bytes": 1, "network_bytes": 1, "sparsity": 0,
+                  "macs_per_pixel": 1, "bpp": 1, "psnr": 30, "ms_ssim": 0.9,
+                  "bd_rate_vs_float32": 0, "bd_psnr_vs_float32": 0, "bd_rate_vs_jpeg": 0})
+    text = report.markdown({"images": 24, "machine": {}, "speed": speed, "rows": rows})
+    assert "on the first 1 images at qualities 1, 45, 75, 100, the median of 3" in text
+    assert "| 2000* | 3000* |" in text and text.count("*") == 3

@@ -5,15 +5,13 @@ rows of a table measured minutes apart differ by what the host did in between.
         build/quantize/aedge-fast.aem --limit 6
 
 Encode + decode per image, in-process, the median of --runs at each of the qualities, the two
-models taking turns; then the mean over images and qualities, and the ratio.
+models taking turns (aedge.bench.interleaved); then the mean over images and qualities, and
+the ratio.
 """
-import time
-
 import click
-import numpy as np
 
 import aedge
-from aedge.bench import pictures
+from aedge.bench import interleaved, pictures
 
 
 @click.command()
@@ -27,22 +25,11 @@ from aedge.bench import pictures
 def main(kodak, first, second, limit, runs, qualities):
     # By the paths as given: a build's aedge.aem and the shipped one share a file name.
     codecs = {m: aedge.load(model=m) for m in (first, second)}
-    spent = {name: [] for name in codecs}
-    for _, array in pictures(kodak, limit):
-        for q in qualities:
-            for codec in codecs.values():  # warm: each network planned for this size
-                codec.decompress(codec.compress(array, q))
-            times = {name: [] for name in codecs}
-            for _ in range(runs):
-                for name, codec in codecs.items():
-                    start = time.perf_counter()
-                    codec.decompress(codec.compress(array, q))
-                    times[name].append(time.perf_counter() - start)
-            for name in codecs:
-                spent[name].append(np.median(times[name]))
-    means = {name: 1e3 * float(np.mean(v)) for name, v in spent.items()}
+    photos = pictures(kodak, limit)
+    times = interleaved(codecs, photos, qualities, runs)
+    means = {name: t["encode_ms"] + t["decode_ms"] for name, t in times.items()}
     a, b = means
-    click.echo(f"{len(spent[a]) // len(qualities)} images x {len(qualities)} qualities, "
+    click.echo(f"{len(photos)} images x {len(qualities)} qualities, "
                f"encode + decode: {a} {means[a]:.1f} ms, {b} {means[b]:.1f} ms, "
                f"{a} / {b} = {means[a] / means[b]:.2f}")
 
