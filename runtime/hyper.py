@@ -74,7 +74,10 @@ class HyperSynthesis:
         float64 too, and converting the largest array of h_s costs as much as a layer."""
         a = np.asarray(a, np.float64)
         for (kind, k, out, act), (kernel, bias_half, scale) in zip(self.layers, self.weights):
-            a = _patches(a, k) @ kernel
+            # As one (positions, k*k*cin) matrix: numpy multiplies an (h, w, n) array row by
+            # row of h, three to four times slower here; any order of the sum is exact.
+            h, w = a.shape[:2]
+            a = (_patches(a, k).reshape(h * w, -1) @ kernel).reshape(h, w, -1)
             # In place: on a Kodak image the last layer's output is 590,000 values, and each
             # temporary of that size costs about as much as its matrix product.
             a += bias_half
