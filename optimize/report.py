@@ -181,12 +181,17 @@ def interleave(build, rows, photos, progress=None):
 
 def speed_against(rows, label=SHIPPED):
     """Each row's encode + decode time as a speed-up over the shipped networks' (the first
-    int8-dynamic row when the build has no quantization-aware ones)."""
+    int8-dynamic row when the build has no quantization-aware ones), timed the same way: a
+    row left out of the turns is compared with the shipped row's sweep."""
     shipped = next((r for r in rows if r["variant"] == label), None) or next(
         (r for r in rows if r["networks"] == "int8-dynamic"), None)
     for r in rows:
-        r["speedup_vs_default"] = None if shipped is None else (
-            (shipped["encode_ms"] + shipped["decode_ms"]) / (r["encode_ms"] + r["decode_ms"]))
+        if shipped is None:
+            r["speedup_vs_default"] = None
+            continue
+        key = "sweep_" if r.get("timed") == "sweep" and "sweep_encode_ms" in shipped else ""
+        r["speedup_vs_default"] = ((shipped[key + "encode_ms"] + shipped[key + "decode_ms"])
+                                   / (r["encode_ms"] + r["decode_ms"]))
 
 
 def _bd_psnr(reference, test):
@@ -202,8 +207,9 @@ def markdown(report):
         times = ("times: the variants taking turns image by image on one warm machine, "
                  f"on the first {speed['images']} images at qualities "
                  f"{', '.join(map(str, speed['qualities']))}, the median of {speed['runs']} "
-                 "each, then the mean (rows marked * : the mean of the sweep over the 8 "
-                 "qualities, too slow to take turns), in-process, entropy coding included. ")
+                 "each, then the mean (rows marked *, too slow to take turns: the mean of "
+                 "the sweep over every image and quality, and their speed against the "
+                 "default's in the sweep), in-process, entropy coding included. ")
     else:
         times = "times are means over the 8 qualities, in-process, entropy coding included. "
     lines = [f"Kodak ({report['images']} images), {machine.get('cpu', 'this CPU')}; "
@@ -222,7 +228,7 @@ def markdown(report):
     mark = lambda r: "*" if speed and r.get("timed") == "sweep" else ""
     for r in report["rows"]:
         cross = r.get("tflite_runtime_max_difference")
-        speed = r.get("speedup_vs_default")
+        ratio = r.get("speedup_vs_default")
         lines.append(
             f"| {r['variant']} | {r['networks']} | {r['file_bytes'] / 1e6:.2f} | "
             f"{r['gzip_bytes'] / 1e6:.2f} | {r['network_bytes'] / 1e6:.2f} | "
@@ -230,7 +236,7 @@ def markdown(report):
             f"{r['psnr']:.2f} | {r['ms_ssim']:.4f} | {pct(r['bd_rate_vs_float32'])} | "
             f"{r['bd_psnr_vs_float32']:+.2f} | {pct(r['bd_rate_vs_jpeg'])} | "
             f"{r['encode_ms']:.0f}{mark(r)} | {r['decode_ms']:.0f}{mark(r)} | "
-            f"{'n/a' if speed is None else f'{speed:.2f}x'} | "
+            f"{'n/a' if ratio is None else f'{ratio:.2f}x{mark(r)}'} | "
             f"{'not run' if cross is None else cross} |")
     return "\n".join(lines) + "\n"
 

@@ -108,15 +108,16 @@ def _measure(encode, decode, array, ssim, codec=None):
 def interleaved(codecs, photos, qualities, runs=5):
     """Encode and decode ms of each codec ({name: codec}), taking turns image by image on one
     warm machine: rows of a table measured minutes apart differ by what the host did in
-    between. Per image and quality the median of `runs`, then the mean over all of them."""
+    between. The order of the turns reverses every run, so that going first favours no one.
+    Per image and quality the median of `runs`, then the mean over all of them."""
     spent = {name: {"encode_ms": [], "decode_ms": []} for name in codecs}
     for _, array in photos:
         for q in qualities:
             for codec in codecs.values():  # each network planned for this size first
                 codec.decompress(codec.compress(array, q))
             times = {name: {"encode_ms": [], "decode_ms": []} for name in codecs}
-            for _ in range(runs):
-                for name, codec in codecs.items():
+            for run in range(runs):
+                for name, codec in list(codecs.items())[::-1 if run % 2 else 1]:
                     data, encode_ms = _timed(codec.compress, array, q)
                     times[name]["encode_ms"].append(encode_ms)
                     times[name]["decode_ms"].append(_timed(codec.decompress, data)[1])

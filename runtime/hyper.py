@@ -77,7 +77,8 @@ class HyperSynthesis:
             # As one (positions, k*k*cin) matrix: numpy multiplies an (h, w, n) array row by
             # row of h, three to four times slower here; any order of the sum is exact.
             h, w = a.shape[:2]
-            a = (_patches(a, k).reshape(h * w, -1) @ kernel).reshape(h, w, -1)
+            a = (_patches(a, k).reshape(h * w, kernel.shape[0]) @ kernel).reshape(
+                h, w, kernel.shape[1])
             # In place: on a Kodak image the last layer's output is 590,000 values, and each
             # temporary of that size costs about as much as its matrix product.
             a += bias_half

@@ -1,4 +1,6 @@
 """The variants table's measurements read from the TFLite graphs themselves."""
+import time
+
 import pytest
 
 from aedge import modelfile, registry
@@ -59,13 +61,18 @@ def test_student_widths_run_from_the_highest_resolution_down_in_both_chains():
 
 
 class _Recording:
-    """A real codec that notes who ran when."""
+    """A real codec that notes who ran when, and is slower than it by `extra` seconds per
+    compress and by a lot more on the first (warm-up) call of each image and quality."""
 
-    def __init__(self, name, log):
-        self.codec, self.name, self.log = registry.load(), name, log
+    def __init__(self, name, log, extra=0.0):
+        self.codec, self.name, self.log, self.extra = registry.load(), name, log, extra
+        self.warmed = set()
 
     def compress(self, array, quality):
         self.log.append((self.name, "compress", quality))
+        setting = (array.shape, quality)
+        time.sleep(self.extra + (0.0 if setting in self.warmed else 0.3))
+        self.warmed.add(setting)
         return self.codec.compress(array, quality)
 
     def decompress(self, data):
@@ -78,17 +85,18 @@ def test_interleaved_timing_takes_turns_image_by_image():
     from conftest import synthetic
 
     log = []
-    codecs = {n: _Recording(n, log) for n in ("a", "b")}
+    codecs = {"a": _Recording("a", log), "b": _Recording("b", log, extra=0.02)}
     photos = [("one", synthetic(64, 96, seed=1)), ("two", synthetic(80, 64, seed=2))]
     times = bench.interleaved(codecs, photos, (10, 90), runs=3)
-    assert set(times) == {"a", "b"}
-    assert all(t["encode_ms"] > 0 and t["decode_ms"] > 0 for t in times.values())
-    # Per image and quality: one warm-up each, then three rounds of a and b in turn.
-    per_setting = [("a", "compress"), ("a", "decompress"), ("b", "compress"),
-                   ("b", "decompress")] * 4
-    assert len(log) == 2 * 2 * len(per_setting)
+    # Per image and quality: one warm-up each, then three rounds, the order reversed in the
+    # second; a median of three leaves out the slow warm-up, and each codec's time is its own.
+    turn = {n: [(n, "compress"), (n, "decompress")] for n in codecs}
+    per_setting = turn["a"] + turn["b"] + turn["a"] + turn["b"] + turn["b"] + turn["a"] \
+        + turn["a"] + turn["b"]
     assert [c[:2] for c in log] == per_setting * 4
     assert [c[2] for c in log if c[1] == "compress"] == [10] * 8 + [90] * 8 + [10] * 8 + [90] * 8
+    assert times["a"]["encode_ms"] < 150 and times["a"]["decode_ms"] > 0
+    assert 15 < times["b"]["encode_ms"] - times["a"]["encode_ms"] < 100
 
 
 def test_rows_too_slow_to_take_turns_keep_the_sweeps_times(tmp_path):
@@ -101,14 +109,20 @@ def test_rows_too_slow_to_take_turns_keep_the_sweeps_times(tmp_path):
     report.speed_against(rows)
     from conftest import synthetic
     speed = report.interleave("/", rows, [("one", synthetic(64, 64))])
+    report.speed_against(rows)
     assert speed == {"images": 1, "qualities": [1, 45, 75, 100], "runs": report.SPEED_RUNS}
     assert [r["timed"] for r in rows] == ["interleaved", "interleaved", "sweep"]
     assert rows[0]["sweep_encode_ms"] == 60.0 and rows[0]["encode_ms"] != 60.0
     assert rows[2]["encode_ms"] == 2000.0 and "sweep_encode_ms" not in rows[2]
+    # The slow row against the default's sweep, the others against its turns.
+    assert rows[2]["speedup_vs_default"] == pytest.approx(110 / 5000)
+    assert rows[1]["speedup_vs_default"] == 1.0
+    assert rows[0]["speedup_vs_default"] == pytest.approx(
+        (rows[1]["encode_ms"] + rows[1]["decode_ms"]) / (rows[0]["encode_ms"] + rows[0]["decode_ms"]))
     for r in rows:
         r.update({"file_bytes": 1, "gzip_bytes": 1, "network_bytes": 1, "sparsity": 0,
                   "macs_per_pixel": 1, "bpp": 1, "psnr": 30, "ms_ssim": 0.9,
                   "bd_rate_vs_float32": 0, "bd_psnr_vs_float32": 0, "bd_rate_vs_jpeg": 0})
     text = report.markdown({"images": 24, "machine": {}, "speed": speed, "rows": rows})
     assert "on the first 1 images at qualities 1, 45, 75, 100, the median of 3" in text
-    assert "| 2000* | 3000* |" in text and text.count("*") == 3
+    assert "| 2000* | 3000* | 0.02x* |" in text and text.count("*") == 4

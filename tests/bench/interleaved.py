@@ -4,9 +4,9 @@ rows of a table measured minutes apart differ by what the host did in between.
     python tests/bench/interleaved.py ../shared/data/kodak build/quantize/aedge.aem \
         build/quantize/aedge-fast.aem --limit 6
 
-Encode + decode per image, in-process, the median of --runs at each of the qualities, the two
-models taking turns (aedge.bench.interleaved); then the mean over images and qualities, and
-the ratio.
+Per image and quality, in-process, the median encode and the median decode of --runs, the two
+models taking turns (aedge.bench.interleaved); then the mean over images and qualities of
+encode + decode, and the ratio.
 """
 import click
 
