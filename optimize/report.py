@@ -149,7 +149,6 @@ def measure(build, kodak, python=None, limit=None, progress=None):
             row["tflite_runtime_max_difference"] = cross_interpreter(path, variant, photos,
                                                                      python)
         rows.append(row)
-    speed_against(rows)
     speed = interleave(build, rows, photos[:SPEED_IMAGES], progress)
     speed_against(rows)
     return {"kodak": str(kodak), "images": len(photos), "machine": bench._machine(),
@@ -161,8 +160,9 @@ def interleave(build, rows, photos, progress=None):
     for every row within SLOW times the default's time."""
     from aedge import registry
 
-    timed = [r for r in rows
-             if r["speedup_vs_default"] is None or r["speedup_vs_default"] > 1 / SLOW]
+    shipped = _shipped(rows)
+    total = lambda r: r["encode_ms"] + r["decode_ms"]
+    timed = [r for r in rows if shipped is None or total(r) < SLOW * total(shipped)]
     codecs = {r["variant"]: registry.load(model=str(Path(build) / r["file"]),
                                            variant=r["networks"]) for r in timed}
     if not codecs or not photos:
@@ -179,12 +179,18 @@ def interleave(build, rows, photos, progress=None):
     return {"images": len(photos), "qualities": qualities, "runs": SPEED_RUNS}
 
 
-def speed_against(rows, label=SHIPPED):
-    """Each row's encode + decode time as a speed-up over the shipped networks' (the first
-    int8-dynamic row when the build has no quantization-aware ones), timed the same way: a
-    row left out of the turns is compared with the shipped row's sweep."""
-    shipped = next((r for r in rows if r["variant"] == label), None) or next(
+def _shipped(rows, label=SHIPPED):
+    """The shipped networks' row, or the first int8-dynamic one when the build has no
+    quantization-aware ones."""
+    return next((r for r in rows if r["variant"] == label), None) or next(
         (r for r in rows if r["networks"] == "int8-dynamic"), None)
+
+
+def speed_against(rows, label=SHIPPED):
+    """Each row's encode + decode time as a speed-up over the shipped networks' (_shipped),
+    timed the same way: a row left out of the turns is compared with the shipped row's
+    sweep."""
+    shipped = _shipped(rows, label)
     for r in rows:
         if shipped is None:
             r["speedup_vs_default"] = None
