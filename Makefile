@@ -106,7 +106,7 @@ $(TFLITE)/.installed: pyproject.toml
 	touch $@
 
 # Export weights to one model file (what models/aedge.aem was made with).
-export: setup  ## export $(WEIGHTS) to build/aedge.aem (four TFLite variants, integer h_s, tables)
+export: setup  ## export $(WEIGHTS) to build/aedge.aem (three TFLite variants, integer h_s, tables) and build/aedge-float32.aem
 	mkdir -p build
 	$(VENV)/bin/python -m aedge.optimize.export $(WEIGHTS) --data $(DATA) \
 	  -o build/aedge.aem
@@ -126,9 +126,10 @@ bench-memory: setup-runtime  ## tiles against whole images on Kodak; memory and 
 bench-steps: setup-runtime  ## every Kodak image at every quality: does each step up give more bytes and more PSNR?
 	$(LEAN)/bin/python tests/bench/quality_steps.py $(KODAK) -o bench-results/steps
 
-bench-variants: setup-runtime  ## the same with the full-integer int8 and the float32 networks
+bench-variants: setup-runtime  ## the same with the full-integer int8 and (from make quantize) the float32 networks
 	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results/int8 --variant int8 --codec jpeg
-	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results/float --variant float32 --codec jpeg
+	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results/float --model $(BUILD)/aedge-float32.aem \
+	  --codec jpeg
 
 cards: setup  ## the model card and the README's results, from bench-results/ and the training log
 	$(VENV)/bin/python -m aedge.optimize.cards bench-results/bench.json \

@@ -21,11 +21,18 @@ def _calls(training):
         frozen = f", {' and '.join(call['frozen'])} frozen" if call.get("frozen") else ""
         dropped = (f", a tenth of that from step {call['lr_dropped_at']}"
                    if call.get("lr_dropped_at") else "")
+        widened = (f", g_a and g_s widened from {_widths(call['widened_from'])} to "
+                   f"{_widths(call['filters'])} channels at its start"
+                   if call.get("widened_from") else "")
         lines.append(f"- steps {call.get('started_step')} to {call.get('ended_step')}: "
                      f"{call.get('batch')} crops of {call.get('crop')}x{call.get('crop')} per "
                      f"step, Adam at {call.get('lr')} (transforms) and {call.get('lr_new')} "
-                     f"(the rest){dropped}{frozen}, on {call.get('device')}")
+                     f"(the rest){dropped}{frozen}{widened}, on {call.get('device')}")
     return lines
+
+
+def _widths(filters):
+    return ", ".join(map(str, filters))
 
 
 def _fit_lines(training):
@@ -51,7 +58,10 @@ def card(model, report):
              + "".join(f" (also decodes files naming `{h}`, another identity of the same "
                        "tables)" for h in m.get("also_decodes", [])),
              f"- Architecture: {m['architecture']} (Minnen et al. 2018) on the transforms of "
-             f"Ballé et al. 2018: 4 strided 4x4 convolutions with GDN, mirrored by sub-pixel "
+             f"Ballé et al. 2018: 4 strided 4x4 convolutions with GDN"
+             + (f" ({_widths(t['filters'])} channels from the highest resolution down)"
+                if t.get("filters") else "")
+             + ", mirrored by sub-pixel "
              f"convolutions with inverse GDN; {m['latent_channels']} latent channels at "
              f"1/{m['downsampling']} resolution, {m['hyper_channels']} at 1/64; h_s in exact "
              "integer arithmetic",
@@ -68,7 +78,8 @@ def card(model, report):
              + "".join(f"; {v}" for v in [m.get("optimization", {}).get("int8-dynamic")] if v)
              + "), full-integer int8 ("
              + m.get("optimization", {}).get("int8", "post-training calibration")
-             + "), float32"
+             + "), float32" + ("" if "float32" in model.variants else
+                               " (in a file of its own, aedge-float32.aem: make export)")
              + (", int16x8 (int8 weights, 16-bit activations; "
                 + m.get("optimization", {}).get("int16x8", "post-training calibration") + ")"
                 if "int16x8" in model.variants else ""), "",

@@ -9,7 +9,9 @@ In the build folder (build/quantize):
     aedge-dynamic-qat.aem  the base, its int8-dynamic networks from quantization-aware
                         training that rounds as the run-time kernels do (dynamic_qat.py)
     aedge.aem           the model to ship: the base with the better int8 and int8-dynamic
-                        networks
+                        networks, and its int16x8 ones
+    aedge-float32.aem   the float32 networks, which the shipped file leaves out for its size
+                        (export.write_split)
     aedge-base.aem      the base, its int8 and int16x8 networks from post-training
                         calibration and its int8-dynamic ones plainly converted (made anew:
                         the base may be a model shipped with quantization-aware networks)
@@ -179,9 +181,10 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
 
     images = export.calibration_images(data_dir)
     calibrated = export.networks(teacher(), images)
-    # The base's float32 networks stay; every quantized one is made anew.
-    networks = {**base.networks(),
-                **{k: net for k, net in calibrated.items() if k[1] != "float32"}}
+    # Every quantized network is made anew; the base's float32 ones stay where it has them (a
+    # shipped base does not: export.write_split).
+    networks = {**calibrated,
+                **{k: net for k, net in base.networks().items() if k[1] == "float32"}}
     reference = out / "aedge-base.aem"  # what every variant is compared with
     write_variant(reference, base, networks, dict(CALIBRATED))
     summary = {"base": str(base_path), "weights": str(weights), "models": {}}
@@ -306,8 +309,10 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         record("fast", path, notes)
 
     shipped = out / "aedge.aem"
-    write_variant(shipped, base, networks, dict(chosen))
+    export.write_split(shipped, chosen["name"], networks, lambda path, name, nets: write_variant(
+        path, base, nets, {**chosen, "name": name}))
     record("default", shipped, chosen)
+    record("float32", export.float32_path(shipped), {"name": f"{chosen['name']}-float32"})
     (out / "optimize.json").write_text(json.dumps(summary, indent=2))
     from aedge import registry
 

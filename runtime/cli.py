@@ -158,7 +158,8 @@ def variant_options(command, decoding=False):
         return value
     command = click.option(
         "--float", "use_float", is_flag=True, expose_value=False, callback=pick,
-        help="Shorthand for --variant float32.")(command)
+        help="Shorthand for --variant float32 (networks that ship in a file of their own: "
+             "--model aedge-float32.aem).")(command)
     return click.option(
         "--variant", type=click.Choice(modelfile.VARIANTS), is_eager=True,
         help=f"Which of the model's networks {'decode' if decoding else 'to run'} (default: "

@@ -111,7 +111,8 @@ def identity_of(manifest, arrays):
 
 # Models that aedge no longer ships, by identity, with the last release that does: a file
 # they made is named for what decodes it rather than merely refused.
-RETIRED = {"0436a2b036bac840": "0.3", "df44006a97aab7fc": "0.3", "74ecf70f7981c001": "0.6"}
+RETIRED = {"0436a2b036bac840": "0.3", "df44006a97aab7fc": "0.3", "74ecf70f7981c001": "0.6",
+           "f5ba6cb092d3b0e2": "0.7"}
 
 
 def retired(identity):

@@ -33,13 +33,21 @@ def default_model():
     return path
 
 
-def find_by_identity(identity):
+def find_by_identity(identity, variant=None):
+    """The first model file with this identity that has the `variant` networks, else the
+    first with this identity: a model and its float32 file share one (export.write_split)."""
+    found = []
     for path in model_paths():
         try:
-            if identity in modelfile.identities(read_model(path)):
-                return path
+            model = read_model(path)
+            if identity in modelfile.identities(model):
+                if variant in model.variants:
+                    return path
+                found.append(path)
         except AedgeError:
             continue  # one broken file in a model folder must not hide the others
+    if found:
+        return found[0]
     raise AedgeError(modelfile.retired(identity) or
                      f"no model with identity {identity.hex()} is installed; pass the model "
                      "that made this file with --model, or add its folder to $AEDGE_MODEL_PATH")
@@ -71,7 +79,8 @@ def codec_for(data, model=None, variant=None):
     from aedge import bitstream
 
     header = bitstream.parse_header(bytes(data))
-    return load(model=model or find_by_identity(header.model_id), variant=variant)
+    return load(model=model or find_by_identity(header.model_id, variant or header.networks),
+                variant=variant)
 
 
 def decompress(data, variant=None):

@@ -140,13 +140,15 @@ def test_file_from_another_model_is_refused(codec, robin, other_model):
 
 
 def test_every_variant_reads_the_files_of_every_other(robin):
-    from aedge.modelfile import VARIANTS
-    assert aedge.load().variant == VARIANTS[0]  # the shipped model has every variant
-    files = {v: aedge.load(variant=v).compress(robin) for v in VARIANTS}
+    variants = modelfile.read(registry.default_model()).variants
+    # Every variant but float32, which ships in a file of its own (export.write_split).
+    assert variants == ("int8-dynamic", "int8", "int16x8")
+    assert aedge.load().variant == variants[0]
+    files = {v: aedge.load(variant=v).compress(robin) for v in variants}
     decoded = {(a, b): aedge.load(variant=b).decompress(data)
-               for a, data in files.items() for b in VARIANTS}
+               for a, data in files.items() for b in variants}
     for (a, b), image in decoded.items():
-        assert metrics.psnr(image, decoded[a, "float32"]) > 30, (a, b)
+        assert metrics.psnr(image, decoded[a, "int16x8"]) > 30, (a, b)
         assert metrics.psnr(robin, image) > 28, (a, b)
 
 
@@ -177,9 +179,9 @@ def test_a_header_cannot_impose_the_slow_networks(robin):
                               aedge.load().decompress(made))
 
 
-def test_int16x8_networks_compute_in_integers_near_float32(robin):
-    """16-bit activations: every convolution and GDN in integers, and a decoding that float32's
-    matches to more than 48 dB PSNR, nearer than the int8 networks' (measured 51 and 37)."""
+def test_int16x8_networks_compute_in_integers(robin):
+    """16-bit activations: every convolution and GDN in integers (how near float32 they decode:
+    tests/test_train.py, where the float32 networks can be made)."""
     from aedge.interpreter import _interpreter_class
     model = modelfile.read(registry.default_model())
     for part in modelfile.NETWORKS:
@@ -193,11 +195,6 @@ def test_int16x8_networks_compute_in_integers_near_float32(robin):
         assert convs and all(tensors[op["inputs"][1]]["dtype"] == np.int8
                              and tensors[op["outputs"][0]]["dtype"] == np.int16
                              for op in convs), part
-    data = aedge.load(variant="float32").compress(robin)
-    reference = aedge.load(variant="float32").decompress(data)
-    near = {v: metrics.psnr(reference, aedge.load(variant=v).decompress(data))
-            for v in ("int16x8", "int8")}
-    assert near["int16x8"] > max(48, near["int8"]), near
 
 
 def _shipped_without(path, variant):
@@ -217,7 +214,7 @@ def test_model_files_without_int16x8_stay_valid(tmp_path, robin):
     from aedge.cli import main
     older = _shipped_without(tmp_path / "older.aem", "int16x8")
     model = modelfile.read(older)
-    assert model.variants == ("int8-dynamic", "int8", "float32")
+    assert model.variants == ("int8-dynamic", "int8")
     codec = aedge.load(model=older)
     assert codec.variant == "int8-dynamic"
     assert codec.decompress(codec.compress(robin)).shape == robin.shape
@@ -283,7 +280,7 @@ def _same(a, b):
     np.testing.assert_array_equal(a[2], b[2])
 
 
-@pytest.mark.parametrize("variant", ["int8-dynamic", "int8", "float32", "int16x8"])
+@pytest.mark.parametrize("variant", ["int8-dynamic", "int8", "int16x8"])
 def test_the_tiles_change_nothing(variant, monkeypatch):
     """Networks run on a fixed grid of blocks: files hold the same integers and decode to the
     same pixels whatever the tiles."""
@@ -299,7 +296,7 @@ def test_the_tiles_change_nothing(variant, monkeypatch):
     _same(tiled, whole)
 
 
-@pytest.mark.parametrize("variant", ["int8", "float32", "int16x8"])
+@pytest.mark.parametrize("variant", ["int8", "int16x8"])
 def test_blocks_give_what_one_call_gives(variant, monkeypatch):
     """With fixed-scale networks, the blocks' margins make them exactly one call on the whole
     image (int8-dynamic scales each call's activations: see README)."""

@@ -23,9 +23,9 @@ def _rewrite(path, manifest=None, networks=None, arrays=None):
 
 @pytest.fixture(scope="module")
 def swapped(tmp_path_factory):
-    """The shipped model with its int8-dynamic networks replaced by its float32 ones."""
+    """The shipped model with its int8-dynamic networks replaced by its int8 ones."""
     model = modelfile.read(registry.default_model())
-    networks = {(p, "int8-dynamic"): model.network(p, "float32") for p in modelfile.NETWORKS}
+    networks = {(p, "int8-dynamic"): model.network(p, "int8") for p in modelfile.NETWORKS}
     return _rewrite(tmp_path_factory.mktemp("m") / "swapped.aem", {"name": "swapped"}, networks)
 
 
@@ -73,6 +73,15 @@ def test_a_format_3_file_of_aedge_0_6_is_named_with_its_release():
     data = (DATA / "robin-0.6.aei").read_bytes()
     assert bitstream.parse(data).header.networks is None
     with pytest.raises(AedgeError, match="which aedge 0.6 ships .* decode it with aedge 0.6"):
+        aedge.decompress(data)
+
+
+def test_a_file_of_aedge_0_7_is_named_with_its_release():
+    """robin-0.7.aei: format 4, made by aedge 0.7's model (64 channels at every stage), which
+    the wider model of aedge 0.8 replaced."""
+    data = (DATA / "robin-0.7.aei").read_bytes()
+    assert bitstream.parse(data).header.networks == "int8-dynamic"
+    with pytest.raises(AedgeError, match="which aedge 0.7 ships .* decode it with aedge 0.7"):
         aedge.decompress(data)
 
 

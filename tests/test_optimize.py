@@ -141,24 +141,30 @@ def test_pruning_reaches_its_target(built):
     assert dense < 0.05 and measured > dense + 0.45
 
 
-def test_student_has_about_a_third_of_the_macs(built):
+def test_student_has_about_a_fifth_of_the_macs(built):
     from aedge import modelfile
     from aedge.optimize import report
     _, student = report.network_stats(modelfile.read(built / "aedge-fast.aem"), "float32")
     _, teacher = report.network_stats(modelfile.read(built / "aedge-base.aem"), "float32")
     # g_a + h_a + g_s and GDN, counted in the graphs: h_a is the teacher's.
-    assert 0.25 < student / teacher < 0.45
+    # (A third of aedge 0.7's teacher of 64 channels at every stage.)
+    assert 0.15 < student / teacher < 0.25
     notes = modelfile.read(built / "aedge-fast.aem").manifest["optimization"]
-    assert notes["filters"] == [16, 32, 64] and notes["teacher_filters"] == [64, 64, 64]
+    assert notes["filters"] == [16, 32, 64] and notes["teacher_filters"] == [64, 96, 128]
 
 
 def test_every_variant_decodes_every_other(built):
     import aedge
     image = synthetic(80, 112, seed=9)
-    files = sorted(built.glob("aedge*.aem"))
+    from aedge import modelfile
+    floats = built / "aedge-float32.aem"
+    files = sorted(set(built.glob("aedge*.aem")) - {floats})
     assert len(files) == 6  # base, qat, dynamic-qat, sparse50, fast, and the one to ship
+    # The one to ship leaves its float32 networks to a file of their own.
+    assert modelfile.read(built / "aedge.aem").variants == ("int8-dynamic", "int8", "int16x8")
+    assert modelfile.read(floats).variants == ("float32",)
     codecs = [aedge.load(model=str(f), variant=v) for f in files
-              for v in ("int8-dynamic", "int8", "int16x8")]
+              for v in ("int8-dynamic", "int8", "int16x8")] + [aedge.load(model=str(floats))]
     for encoder in codecs:
         data = encoder.compress(image, 50)
         want = encoder.latents(data)

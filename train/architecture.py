@@ -17,13 +17,17 @@ Each layer is (kind, kernel, out_channels) with kind one of
 followed by an optional nonlinearity: gdn, igdn, relu or None.
 This file imports nothing but the standard library: the JAX trainer runs it alone.
 """
-N_FILTERS = 64  # g_a and g_s
+# Channels of g_a's and g_s's three inner stages, from the highest resolution down. Wider where
+# the pixels are fewer: the shipped model grew from 64 at every stage (aedge 0.7) on an
+# accelerator (jax_train.py --filters), for 1.7 times the arithmetic.
+N_FILTERS = (64, 96, 128)
 # The distilled "fast" model (make quantize): the same chains, narrower, per stage from the
 # highest resolution down. Its time goes where the pixels are: measured here, g_a's first
 # stage (a 3-channel convolution and GDN at half resolution) and g_s's last take about half of
-# each network's time. So the student narrows those most: a third of the teacher's
-# multiply-accumulates in g_a + g_s (see macs_per_pixel), where 40 channels everywhere had
-# taken 44% and made the networks only 1.26x faster.
+# each network's time. So the student narrows those most: a third of the multiply-accumulates
+# in g_a + g_s of aedge 0.7's teacher, 64 channels at every stage (see macs_per_pixel), where 40
+# channels everywhere had taken 44% and made the networks only 1.26x faster; a fifth of the
+# wider teacher's.
 STUDENT_FILTERS = (16, 32, 64)
 M_LATENT = 192  # channels of y
 GDN_BETA_FLOOR = 1e-6  # added to GDN's beta (both trainers; equalization keeps it)

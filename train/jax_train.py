@@ -235,7 +235,8 @@ def parse_widths(ctx, param, value):
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False),
               help="Weights (.npz) to start a new run from; any subset of the model's.")
-@click.option("--filters", default=str(arch.N_FILTERS), show_default=True,
+@click.option("--filters", default=",".join(map(str, arch.widths(arch.N_FILTERS))),
+              show_default=True,
               callback=parse_widths,
               help="Channels of g_a's and g_s's inner stages, from the highest resolution "
                    "down: one number, or three (64,96,128). --init-from weights of narrower "

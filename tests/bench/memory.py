@@ -24,19 +24,20 @@ from PIL import Image
 import aedge
 from aedge.bench import cpu_model
 from aedge.optimize.cards import replace_between
-from aedge import bitstream, metrics, modelfile, tiles
+from aedge import bitstream, metrics, modelfile, registry, tiles
 
 
 MARKERS = ("<!-- memory:start -->", "<!-- memory:end -->")
 
 
 def pieces_against_whole(folder):
-    """For each variant: the shipped way (tiles of 64 latents, network blocks on a fixed grid)
-    against smaller tiles (16), and against one call per network on the whole image."""
+    """For each variant the shipped model has: the shipped way (tiles of 64 latents, network
+    blocks on a fixed grid) against smaller tiles (16), and against one call per network on
+    the whole image."""
     rows = []
     paths = sorted(Path(folder).glob("*.png"))
     one_call = lambda r0, r1, c0, c1, size: [(r0, r1, c0, c1)]
-    for variant in modelfile.VARIANTS:
+    for variant in modelfile.read(registry.default_model()).variants:
         codec = aedge.load(variant=variant)
         for other, patch in (("tiles of 16", {"TILE": 16}), ("one call", {"blocks": one_call})):
             same_latents = same_pixels = worst = 0
