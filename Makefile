@@ -105,12 +105,12 @@ $(TFLITE)/.installed: pyproject.toml
 	$(TFLITE)/bin/pip install -q --no-deps -e .
 	touch $@
 
-# Export weights to one model file (what models/aedge.aem was made with).
+# Export weights to the model file (what models/aedge.aem was made with) and its float32 file.
 export: setup  ## export $(WEIGHTS) to build/aedge.aem (three TFLite variants, integer h_s, tables) and build/aedge-float32.aem
 	mkdir -p build
 	$(VENV)/bin/python -m aedge.optimize.export $(WEIGHTS) --data $(DATA) \
 	  -o build/aedge.aem
-	@echo "to ship it: cp build/aedge.aem models/aedge.aem"
+	@echo "to ship it: cp build/aedge.aem models/aedge.aem (build/aedge-float32.aem: its float32 networks)"
 
 bench: setup-runtime  ## aedge (default networks: int8-dynamic) against JPEG, WebP, AVIF and CompressAI on Kodak
 	$(LEAN)/bin/aedge bench $(KODAK) -o bench-results

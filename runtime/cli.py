@@ -263,7 +263,7 @@ def info(inputs):
         file = bitstream.parse(data)
         header = file.header
         try:
-            model = registry.find_by_identity(header.model_id).name
+            model = registry.find_by_identity(header.model_id, header.networks).name
         except AedgeError:
             model = "not installed"
         bpp = 8 * len(data) / (header.width * header.height)

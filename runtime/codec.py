@@ -46,9 +46,10 @@ class Codec:
         self.pinned = bool(variant)  # asked for: it decodes every file too
         variant = variant or self.model.default_variant
         if variant not in self.model.variants:
-            hint = ("; its float32 networks are in a file of their own (aedge-float32.aem, made "
-                    "by make export and make quantize): pass it with --model"
-                    if variant == "float32" else "")
+            hint = (f"; its float32 networks are in a file of their own "
+                    f"({self.model.path.stem}-float32.aem, made by make export and make "
+                    "quantize): give it as the model, or put it in a folder named in "
+                    "$AEDGE_MODEL_PATH" if variant == "float32" else "")
             raise AedgeError(f"model {self.model.name} has no {variant} networks{hint}")
         self.variant = variant
         self.threads = threads or os.cpu_count() or 1

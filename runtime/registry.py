@@ -34,8 +34,10 @@ def default_model():
 
 
 def find_by_identity(identity, variant=None):
-    """The first model file with this identity that has the `variant` networks, else the
-    first with this identity: a model and its float32 file share one (export.write_split)."""
+    """The first model file with this identity that has the `variant` networks (none named:
+    the default ones), else the first with this identity: a model and its float32 file share
+    one (export.write_split)."""
+    variant = variant or modelfile.VARIANTS[0]
     found = []
     for path in model_paths():
         try:
@@ -68,6 +70,12 @@ def load(model=None, variant=None, threads=None):
             raise AedgeError(f"no such model file: {path}")
     else:
         path = default_model()
+        if variant and variant not in read_model(path).variants:
+            # The shipped file leaves float32 to a file of its own, found in a model folder.
+            try:
+                path = find_by_identity(read_model(path).identity, variant)
+            except AedgeError:
+                pass  # the codec then says which networks the shipped model lacks
     # No variant asked for is not the default's name: such a codec decodes each file with the
     # networks that encoded it (codec.py).
     return _codec(path.resolve(), variant, threads)

@@ -208,7 +208,7 @@ def _shipped_without(path, variant):
 
 
 def test_model_files_without_int16x8_stay_valid(tmp_path, robin):
-    """aedge 0.5's model files have three variants: they still load, code and decode, and
+    """Model files without int16x8 (aedge 0.5's had none) still load, code and decode, and
     asking them for int16x8 is a one-line error."""
     from click.testing import CliRunner
     from aedge.cli import main

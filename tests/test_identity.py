@@ -120,3 +120,28 @@ def test_an_lzma_model_file_is_the_same_model(tmp_path, robin):
     assert np.array_equal(decoded, encoder.decompress(data))
     with pytest.raises(ValueError, match="deflated or LZMA"):
         modelfile.write(tmp_path / "bz2.aem", kept, networks, shipped.arrays, zipfile.ZIP_BZIP2)
+
+
+def test_a_file_is_read_by_the_model_file_with_its_networks(tmp_path, monkeypatch, robin):
+    """A model folder beside the shipped one holds a file of the same tables with only float32
+    networks, as aedge-float32.aem is (here the shipped int8 networks under that name: what
+    is tested is which file is picked). Each .aei goes to the file that has the networks it
+    names, and asking for float32 finds that file."""
+    shipped = modelfile.read(registry.default_model())
+    kept = {k: v for k, v in shipped.manifest.items() if not k.startswith("format")}
+    folder = tmp_path / "models"
+    folder.mkdir()
+    floats = folder / "aedge-float32.aem"
+    modelfile.write(floats, {**kept, "name": "floats"},
+                    {(p, "float32"): shipped.network(p, "int8") for p in modelfile.NETWORKS},
+                    shipped.arrays)
+    with pytest.raises(AedgeError, match="float32 networks are in a file of their own"):
+        aedge.load(variant="float32")
+    monkeypatch.setenv("AEDGE_MODEL_PATH", str(folder))
+    codec = aedge.load(variant="float32")
+    assert codec.model.name == "floats"
+    made = {"float32": codec.compress(robin, 40), "int8-dynamic": aedge.load().compress(robin, 40)}
+    assert registry.codec_for(made["float32"]).model.name == "floats"
+    assert registry.codec_for(made["int8-dynamic"]).model.name == shipped.name
+    assert registry.find_by_identity(shipped.identity) == registry.default_model()
+    assert registry.find_by_identity(shipped.identity, "float32") == floats

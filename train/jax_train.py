@@ -282,9 +282,13 @@ def main(pack, out_dir, init_from, filters, val_dir, minutes, max_steps, batch, 
     lambdas = arch.LAMBDAS
     params = model.init_params(jax.random.key(seed), lambdas, warm_lambda, filters)
     state_file, meta_file = out / "state.npz", out / "train.json"
-    if state_file.is_file():
-        params, state = load_state(state_file, list(params), list(params))
+    resumed = state_file.is_file()
+    if resumed:
         meta = json.loads(meta_file.read_text())
+        if tuple(meta.get("filters", arch.widths(64))) != tuple(filters):
+            raise click.ClickException(f"{out} trains a model of {meta.get('filters', 64)} "
+                                       f"channels, not {list(filters)}: give --filters so")
+        params, state = load_state(state_file, list(params), list(params))
         click.echo(f"resuming {out} at step {meta['steps']}")
     else:
         warm = load_params(init_from, params) if init_from else set()
@@ -348,8 +352,14 @@ def main(pack, out_dir, init_from, filters, val_dir, minutes, max_steps, batch, 
             "lr_new": lr_new, "frozen": sorted(freeze), "reinit": sorted(reinit),
             "z_rate_weight": z_rate_weight, "warmup_steps": warmup_steps,
             "lr_drop_minutes": lr_drop_minutes,
-            "pack": str(pack),
+            "pack": str(pack), "filters": list(filters),
             "device": jax.devices()[0].device_kind}
+    if init_from and not resumed:
+        with np.load(init_from) as saved:
+            shapes = {k: saved[k].shape for k in saved.files if k.startswith("g_a.")}
+        before = arch.widths_in(shapes) if "g_a.2.kernel" in shapes else tuple(filters)
+        if before != tuple(filters):
+            call["widened_from"] = list(before)
     meta["calls"].append(call)
     deadline = started + minutes * 60 - 15
     last_save = last_eval = time.time()
