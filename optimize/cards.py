@@ -79,8 +79,9 @@ def card(model, report):
              + "), full-integer int8 ("
              + m.get("optimization", {}).get("int8", "post-training calibration")
              + "), float32" + ("" if "float32" in model.variants else
-                               f" (in a file of its own, {model.path.stem}-float32.aem: make "
-                               "export, make quantize)")
+                               " (in a file of its own, "
+                               f"{modelfile.float32_path(model.path).name}: make export, "
+                               "make quantize)")
              + (", int16x8 (int8 weights, 16-bit activations; "
                 + m.get("optimization", {}).get("int16x8", "post-training calibration") + ")"
                 if "int16x8" in model.variants else ""), "",

@@ -289,23 +289,19 @@ def networks(codec, images):
     return out
 
 
-def float32_path(path):
-    """Where the float32 networks of a model file go: beside it, `-float32` added to the name."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}-float32{path.suffix}")
-
-
 def write_split(path, name, networks, write):
     """The model file at `path` with every variant but float32, and the float32 networks in a
-    file of their own beside it (float32_path), named `name`-float32; write(path, name,
+    file of their own beside it (modelfile.float32_path), named `name`-float32; write(path, name,
     networks) writes one file with the tables, which both share, and so their identity: a
     file either encodes decodes with the other. At 64, 96 and 128 channels the float32
     networks take 10 MB deflated, the three others with the tables 11 MB, and a device's model
     file is held to 12 MB; the float32 networks are for measuring and for desktops."""
+    from aedge import modelfile
+
     write(path, name, {k: v for k, v in networks.items() if k[1] != "float32"})
     floats = {k: v for k, v in networks.items() if k[1] == "float32"}
     if floats:
-        write(float32_path(path), f"{name}-float32", floats)
+        write(modelfile.float32_path(path), f"{name}-float32", floats)
 
 
 def export(weights, data_dir, name="aedge-hyperprior"):
@@ -362,7 +358,7 @@ def main(weights, data_dir, output):
     write_split(output, manifest["name"], networks, lambda path, name, nets: modelfile.write(
         path, {**manifest, "name": name}, nets, arrays))
     sizes = ", ".join(f"{p}.{v} {len(b) / 1e3:.0f} kB" for (p, v), b in sorted(networks.items()))
-    click.echo(f"wrote {output} and {float32_path(output)}: {sizes}")
+    click.echo(f"wrote {output} and {modelfile.float32_path(output)}: {sizes}")
 
 
 if __name__ == "__main__":

@@ -312,7 +312,7 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
     export.write_split(shipped, chosen["name"], networks, lambda path, name, nets: write_variant(
         path, base, nets, {**chosen, "name": name}))
     record("default", shipped, chosen)
-    record("float32", export.float32_path(shipped), {"name": f"{chosen['name']}-float32"})
+    record("float32", modelfile.float32_path(shipped), {"name": f"{chosen['name']}-float32"})
     (out / "optimize.json").write_text(json.dumps(summary, indent=2))
     from aedge import registry
 

@@ -46,9 +46,10 @@ class Codec:
         self.pinned = bool(variant)  # asked for: it decodes every file too
         variant = variant or self.model.default_variant
         if variant not in self.model.variants:
-            hint = (f"; its float32 networks are in a file of their own "
-                    f"({self.model.path.stem}-float32.aem, made by make export and make "
-                    "quantize): give it as the model, or put it in a folder named in "
+            floats = modelfile.float32_path(self.model.path).name
+            hint = (f"; its float32 networks are in a file of their own ({floats}, made by "
+                    "make export and make quantize): give it as the model, or put it in a "
+                    "folder named in "
                     "$AEDGE_MODEL_PATH" if variant == "float32" else "")
             raise AedgeError(f"model {self.model.name} has no {variant} networks{hint}")
         self.variant = variant

@@ -48,6 +48,14 @@ def network_member(part, variant):
     return f"{part}.{variant}.tflite"
 
 
+def float32_path(path):
+    """Where a model file's float32 networks go, in a file of their own (the shipped file
+    leaves them out for its size: optimize/export.py, write_split): beside it, `-float32`
+    added to its name."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-float32{path.suffix}")
+
+
 class ModelFileError(AedgeError):
     pass
 

@@ -70,10 +70,11 @@ def load(model=None, variant=None, threads=None):
             raise AedgeError(f"no such model file: {path}")
     else:
         path = default_model()
-        if variant and variant not in read_model(path).variants:
+        shipped = read_model(path)
+        if variant and variant not in shipped.variants:
             # The shipped file leaves float32 to a file of its own, found in a model folder.
             try:
-                path = find_by_identity(read_model(path).identity, variant)
+                path = find_by_identity(shipped.identity, variant)
             except AedgeError:
                 pass  # the codec then says which networks the shipped model lacks
     # No variant asked for is not the default's name: such a codec decodes each file with the

@@ -113,7 +113,8 @@ def test_missing_data_folder_is_a_clear_error(tmp_path):
 def test_export_gives_a_model_the_runtime_uses(run_dir, photos, tmp_path):
     import aedge
     from aedge import modelfile
-    from aedge.optimize.export import float32_path, main
+    from aedge.modelfile import float32_path
+    from aedge.optimize.export import main
     result = CliRunner().invoke(main, [str(run_dir / "weights.npz"), "--data", str(photos),
                                        "-o", str(tmp_path / "tiny.aem")])
     assert result.exit_code == 0, result.output

@@ -355,9 +355,10 @@ def main(pack, out_dir, init_from, filters, val_dir, minutes, max_steps, batch, 
             "pack": str(pack), "filters": list(filters),
             "device": jax.devices()[0].device_kind}
     if init_from and not resumed:
+        kernels = [f"g_a.{i}.kernel" for i in range(3)]
         with np.load(init_from) as saved:
-            shapes = {k: saved[k].shape for k in saved.files if k.startswith("g_a.")}
-        before = arch.widths_in(shapes) if "g_a.2.kernel" in shapes else tuple(filters)
+            before = (arch.widths_in({k: saved[k].shape for k in kernels})
+                      if set(kernels) <= set(saved.files) else tuple(filters))
         if before != tuple(filters):
             call["widened_from"] = list(before)
     meta["calls"].append(call)
