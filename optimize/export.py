@@ -94,12 +94,12 @@ def to_tflite(layer, channels, representative=None, float_convs=(), float_model=
     if int16:
         return _to_int16x8(converter(), dataset)
     float_model = float_model or converter().convert()
-    names, norms = _conv_output_names(float_model)
     quantizing = converter()
     quantizing.optimizations = [tf.lite.Optimize.DEFAULT]
     quantizing.representative_dataset = dataset
     options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_ops=["RSQRT", "SQRT", "MUL"], denylisted_nodes=[names[i] for i in float_convs] + norms)
+        denylisted_ops=["RSQRT", "SQRT", "MUL"],
+        denylisted_nodes=_float_nodes(float_model, float_convs))
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=quantizing, debug_dataset=dataset, debug_options=options)
     return debugger.get_nondebug_quantized_model()
@@ -125,17 +125,24 @@ def _to_int16x8(quantizing, dataset):
     return quantizing.convert()
 
 
-def _conv_output_names(flatbuffer):
+def _float_nodes(flatbuffer, float_convs):
+    """Names of what stays in float in the int8 graph: the convolutions at positions
+    float_convs, with the depth-to-space that rearranges one's output (else the pixels of
+    g_s's last would come out of int8: one step 13 levels of 255 at the range calibration
+    gave), and GDN's 1x1 convolutions of x**2."""
     from aedge.interpreter import _interpreter_class
 
     interpreter = _interpreter_class()(model_content=flatbuffer)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    convs = [op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
-    names = [tensors[op["outputs"][0]]["name"] for op in convs]
+    ops = interpreter._get_ops_details()
+    convs = [op for op in ops if op["op_name"] == "CONV_2D"]
+    kept = [convs[i]["outputs"][0] for i in float_convs]
+    kept += [op["outputs"][0] for op in ops
+             if op["op_name"] == "DEPTH_TO_SPACE" and op["inputs"][0] in kept]
     # GDN's 1x1 convolution of x**2 (no other convolution of g_a, h_a or g_s is 1x1)
-    norms = [tensors[op["outputs"][0]]["name"] for op in convs
+    kept += [op["outputs"][0] for op in convs
              if tuple(tensors[op["inputs"][1]]["shape"][1:3]) == (1, 1)]
-    return names, norms
+    return [tensors[i]["name"] for i in kept]
 
 
 def held_out_crops(data_dir, size=256):
@@ -260,10 +267,15 @@ def integer_arrays(codec, positions):
     return arrays
 
 
-def rounded_latents(codec, latents):
-    """What g_s reads: each y rounded at the gains of one anchor, in turn."""
-    gains = 2.0 ** codec.gain_y.numpy()
-    return [(np.round(y * gains[i % len(gains)]) / gains[i % len(gains)]).astype(np.float32)
+def decoder_inputs(codec, latents):
+    """What g_s reads: each y decoded as the runtime decodes it (around h_s's mean, the smallest
+    scales not coded) at one anchor, in turn. Rounding y alone, blind to the mean, gave g_s
+    inputs it never sees at the low anchors, and pixels from -6 to 7 from it: calibrated on
+    those, the int8 networks spent their 256 levels on ranges 13 times too wide."""
+    import tensorflow as tf
+
+    k = len(codec.lambdas)
+    return [codec.quantize(tf.constant(y), tf.constant([i % k]))[0].numpy()
             for i, y in enumerate(latents)]
 
 
@@ -275,7 +287,7 @@ def networks(codec, images):
 
     equalize(codec, images)
     latents = [codec.g_a(x).numpy() for x in images]
-    decoded = rounded_latents(codec, latents)
+    decoded = decoder_inputs(codec, latents)
     parts = {"g_a": (codec.g_a, 3, images, [-1]),
              "h_a": (codec.h_a, arch.M_LATENT, latents, [0, -1]),
              "g_s": (codec.g_s, arch.M_LATENT, decoded, [0, -1])}

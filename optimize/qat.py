@@ -127,11 +127,11 @@ def set_ranges(quantized, sequential, inputs):
 def quantize_codec(codec, images):
     """Puts quantization-aware g_a, h_a and g_s into the codec, their ranges set on `images`
     (and on the latents they lead to); returns the codec."""
-    from aedge.optimize.export import rounded_latents
+    from aedge.optimize.export import decoder_inputs
     from aedge.train import architecture as arch
 
     latents = [codec.g_a(x).numpy() for x in images]
-    decoded = rounded_latents(codec, latents)
+    decoded = decoder_inputs(codec, latents)
     parts = {"g_a": (3, images), "h_a": (arch.M_LATENT, latents),
              "g_s": (arch.M_LATENT, decoded)}
     for part, (channels, inputs) in parts.items():

@@ -237,12 +237,20 @@ class Codec(keras.Model):
 
     def call(self, inputs, training=False):
         x, anchor = inputs
-        gain, gain_inv, hgain, hgain_inv = self._gains(anchor)
         y = tf.cast(self.g_a(x), tf.float32)
+        y_hat, bits = self.quantize(y, anchor, training)
+        return tf.cast(self.g_s(y_hat), tf.float32), bits
+
+    def quantize(self, y, anchor, training=False):
+        """(what g_s reads, bits per crop) for latents y at these anchors: y_hat as the runtime
+        decodes it (rounded around h_s's mean, the smallest scales not coded, the inverse gain;
+        straight-through for gradients) and the bits of z and y (uniform noise in training)."""
+        gain, gain_inv, hgain, hgain_inv = self._gains(anchor)
         z = tf.cast(self.h_a(y), tf.float32) * hgain
         noise = lambda t: t + tf.random.uniform(tf.shape(t), -0.5, 0.5)
         z_rate = noise(z) if training else tf.round(z)
-        out = self.h_s(_ste(z, tf.round(z)) * hgain_inv)
+        # h_s gives 4x z's size; y's side need not be a multiple of 4 (the runtime crops too).
+        out = self.h_s(_ste(z, tf.round(z)) * hgain_inv)[:, :tf.shape(y)[1], :tf.shape(y)[2]]
         mean = out[..., :arch.M_LATENT] * gain
         scale = tf.clip_by_value(2.0 ** out[..., arch.M_LATENT:] * gain, arch.SCALE_MIN,
                                  arch.SCALE_MAX)
@@ -251,11 +259,11 @@ class Codec(keras.Model):
         coded = tf.stop_gradient(tf.cast(scale >= arch.scale_of(arch.SKIP - 0.5), tf.float32))
         v = y * gain - mean
         v_rate = noise(v) if training else tf.round(v)
-        x_hat = tf.cast(self.g_s((coded * _ste(v, tf.round(v)) + mean) * gain_inv), tf.float32)
+        y_hat = (coded * _ste(v, tf.round(v)) + mean) * gain_inv
         y_bits = coded * -tf.math.log(gaussian_likelihood(v_rate, scale))
         bits = (tf.reduce_sum(-tf.math.log(self.z_density(z_rate)), axis=(1, 2, 3))
                 + tf.reduce_sum(y_bits, axis=(1, 2, 3))) / np.log(2)
-        return x_hat, bits
+        return y_hat, bits
 
     def rd_terms(self, x, training, anchor=None):
         """(loss, bpp, mse), each per crop; crops without an anchor get random ones."""
