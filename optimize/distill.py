@@ -60,7 +60,8 @@ def student_from(teacher, filters=arch.STUDENT_FILTERS):
 
 def distillation_loss(teacher, student):
     """extra_loss for finetune: the student's latents against the teacher's, in quantization
-    steps, and the student's decoding of the teacher's rounded latents against the teacher's."""
+    steps, and the student's decoding of the teacher's y_hat (as the codec decodes it: around
+    h_s's mean, the smallest scales not coded) against the teacher's."""
     anchors = len(teacher.lambdas)
     lambdas = tf.constant(teacher.lambdas, tf.float32)
 
@@ -70,7 +71,7 @@ def distillation_loss(teacher, student):
         y_teacher = teacher.g_a(x)
         pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
         latent = tf.reduce_sum(tf.square((student.g_a(x) - y_teacher) * gain), (1, 2, 3)) / pixels
-        y_hat = tf.round(y_teacher * gain) / gain
+        y_hat = teacher.quantize(y_teacher, anchor)[0]
         pixel = tf.reduce_mean(tf.square(student.g_s(y_hat) - teacher.g_s(y_hat)),
                                (1, 2, 3)) * 255.0 ** 2
         return tf.reduce_mean(LATENT_WEIGHT * latent

@@ -202,7 +202,7 @@ def test_post_training_int8_writes_pixels_in_float(built):
                if op["op_name"] == "CONV_2D")  # and the inner ones are int8
 
 
-def test_calibration_decodes_as_the_codec_does():
+def test_calibration_feeds_g_s_what_the_codec_decodes():
     """What calibration and equalization feed g_s is the y_hat the codec decodes, anchor by
     anchor (around h_s's mean, the smallest scales not coded), not y rounded alone."""
     from aedge.optimize.export import decoder_inputs

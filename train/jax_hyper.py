@@ -2,8 +2,10 @@
 
     python -m aedge.train.jax_hyper PACK -o runs/hyper-fit --init-from models/hyper/weights.npz
 
-With g_a and g_s held fixed, what the hyperprior changes is the bits: the decoder sees the same
-rounded y whatever the tables (the means move where rounding falls, not how far). So g_a runs
+With g_a and g_s held fixed, what the hyperprior changes is mostly the bits: a coded value of y
+is decoded within half a step of itself whatever the tables (the means move where rounding
+falls, not how far); only the values left uncoded (the smallest scales) take h_s's mean, and
+the fit ignores what that does to the pixels. So g_a runs
 once over the pack, its latents are kept, and training runs on latent crops alone: about a
 twentieth of the full model's work per crop. That is what lets a CPU teach h_s to read z, which
 the full model's first steps fail to do (z shrinks to nothing while h_s is still noise).

@@ -238,7 +238,8 @@ def code_latents(p, y, anchor, noise_key=None, z_weight=1.0):
     else:
         z_rate = jnp.round(z)
     z_hat = _ste(z, jnp.round(z))
-    mean, log2_scale = h_s(p, z_hat * hgain_inv)
+    # h_s gives 4x z's size; y's side need not be a multiple of 4 (the runtime crops too).
+    mean, log2_scale = (t[:, :y.shape[1], :y.shape[2]] for t in h_s(p, z_hat * hgain_inv))
     mean = mean * gain
     scale = jnp.clip(2.0 ** log2_scale * gain, arch.SCALE_MIN, arch.SCALE_MAX)
     # Values at the smallest scales are not coded (runtime: index below SKIP): they cost no
