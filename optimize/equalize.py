@@ -26,9 +26,9 @@ convolutions.
 Measured on the 24 Kodak images, BD-rate against the float32 networks, the weights as trained
 and converted to int8-dynamic by TFLite: +11.3% as they are, +4.8% equalized (+3.8% after
 quantization-aware training from there, optimize/dynamic_qat.py). g_s's ranges are taken on
-what it reads (export.decoder_inputs); taken on y rounded alone, as aedge 0.8's networks were, the
-wider model's weights converted to int8-dynamic measured +6.6% against float32 on held-out
-crops, where they measure +5.6%.
+what it reads (export.decoder_inputs); taken on y rounded alone, as aedge 0.8's networks
+were, the wider model's weights converted to int8-dynamic measured +6.6% against float32 on
+held-out crops, where they measure +5.6%.
 """
 import numpy as np
 import tf_keras as keras

@@ -65,10 +65,10 @@ def to_tflite(layer, channels, representative=None, float_convs=(), float_model=
     0.55 dB, in float 4 ms. The convolutions listed in float_convs (by position) stay in float
     as well: the ones that produce a latent or read it, whose integer values one int8 scale per
     tensor cannot hold (measured: 5% more bits and 0.3 dB less with them in int8), and the one
-    that produces the pixels, each with the depth-to-space that rearranges its output. So does GDN's 1x1 convolution of x**2, as quantization-aware
-    training leaves it: squares span too many octaves for one int8 scale (with it in int8,
-    post-training int8 measured +60% BD-rate against float32 on 4 Kodak images, with it in
-    float +24%). Every other convolution is int8.
+    that produces the pixels, each with the depth-to-space that rearranges its output. So does
+    GDN's 1x1 convolution of x**2, as quantization-aware training leaves it: squares span too
+    many octaves for one int8 scale (with it in int8, post-training int8 measured +60% BD-rate
+    against float32 on 4 Kodak images, with it in float +24%). Every other convolution is int8.
     """
     import tensorflow as tf
 
@@ -128,9 +128,9 @@ def _to_int16x8(quantizing, dataset):
 def _float_nodes(flatbuffer, float_convs):
     """Names of what stays in float in the int8 graph: the convolutions at positions
     float_convs (among every CONV_2D, GDN's 1x1 ones included: only the first and the last
-    mean one layer whatever the depth), with the depth-to-space that rearranges one's output (else the pixels of
-    g_s's last would come out of int8: one step 13 levels of 255 at the range calibration
-    gave), and GDN's 1x1 convolutions of x**2."""
+    mean one layer whatever the depth), with the depth-to-space that rearranges one's output
+    (else the pixels of g_s's last would come out of int8: one step 13 levels of 255 at the
+    range calibration gave), and GDN's 1x1 convolutions of x**2."""
     from aedge.interpreter import _interpreter_class
 
     interpreter = _interpreter_class()(model_content=flatbuffer)

@@ -281,8 +281,7 @@ def test_equalized_int8_dynamic_decoder_is_nearer_float():
 
     codec, crops = _shipped_codec(), _crops(2, 128)
     # What g_s reads at the highest anchor, where int8 costs most.
-    y_hat = codec.quantize(codec.g_a(crops[0]), tf.constant([len(codec.lambdas) - 1]))[0]
-    y_hat = y_hat.numpy()
+    y_hat = codec.quantize(codec.g_a(crops[0]), tf.constant([len(codec.lambdas) - 1]))[0].numpy()
     plain = run(export.to_tflite(codec.g_s, arch.M_LATENT, dynamic=True), y_hat)
     want = codec.g_s(y_hat).numpy()
     equalize.equalize(codec, crops)
