@@ -101,7 +101,7 @@ variants: setup-runtime $(TFLITE)/.installed  ## the variants table of the READM
 # numpy 1.
 $(TFLITE)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(TFLITE)
-	$(TFLITE)/bin/pip install -q tflite-runtime==2.14.0 'numpy<2' pillow click
+	$(TFLITE)/bin/pip install -q tflite-runtime==2.14.0 'numpy<2' pillow click threadpoolctl
 	$(TFLITE)/bin/pip install -q --no-deps -e .
 	touch $@
 

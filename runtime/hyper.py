@@ -10,7 +10,11 @@ Activations are integers a standing for a / 2**ACT_FRAC_BITS. A layer's weights 
 w_int = round(w * 2**shift[c]), one shift per output channel, its biases
 round(b * 2**(shift[c] + ACT_FRAC_BITS)); its output is (sum + 2**(shift-1)) >> shift.
 """
+import functools
+import threading
+
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from aedge.errors import AedgeError
 
@@ -72,7 +76,16 @@ class HyperSynthesis:
     def floats(self, a):
         """The same integers, left in float64 (exact): the caller's next steps are exact in
         float64 too, and converting the largest array of h_s costs as much as a layer."""
-        a = np.asarray(a, np.float64)
+        # One BLAS thread: OpenBLAS's workers spin for a while after each product (numpy's
+        # wheels bundle it), on the cores that the networks' XNNPACK threads run on next.
+        # Measured on a Kodak image here: g_s 76-94 ms after h_s with two BLAS threads,
+        # 46-51 with one, and h_s itself no slower.
+        # One codec at a time: two threads limiting at once would each restore the other's
+        # limit, and leave the caller's BLAS on one thread for good.
+        with _BLAS_LOCK, _blas().limit(limits=1, user_api="blas"):
+            return self._floats(np.asarray(a, np.float64))
+
+    def _floats(self, a):
         for (kind, k, out, act), (kernel, bias_half, scale) in zip(self.layers, self.weights):
             # As one (positions, k*k*cin) matrix: numpy multiplies an (h, w, n) array row by
             # row of h, three to four times slower here; any order of the sum is exact.
@@ -88,6 +101,15 @@ class HyperSynthesis:
                 a = depth_to_space(a)
             np.clip(a, 0 if act == "relu" else -ACT_LIMIT, ACT_LIMIT, out=a)
         return a
+
+
+_BLAS_LOCK = threading.Lock()
+
+
+@functools.cache
+def _blas():
+    # Finding the BLAS libraries numpy loaded walks the process's shared objects: once.
+    return ThreadpoolController()
 
 
 def _patches(a, k):

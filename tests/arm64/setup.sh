@@ -9,8 +9,9 @@
 #   python          wrapper: runs the sysroot's python3.11 under qemu-aarch64-static, with
 #                   DIR/site on PYTHONPATH (after any PYTHONPATH the caller gives), on the
 #                   emulated CPU $ARM64_CPU: cortex-a76 (default) or cortex-a72
-#   sysroot/        Debian bookworm arm64 packages python3.11, python3-numpy (1.24), libstdc++6
-#                   (the LiteRT wheel's C++ runtime) and their dependency closure, unpacked
+#   sysroot/        Debian bookworm arm64 packages python3.11, python3-numpy (1.24),
+#                   python3-threadpoolctl (aedge.hyper), libstdc++6 (the LiteRT wheel's C++
+#                   runtime) and their dependency closure, unpacked
 #   cpus/NAME/      per emulated CPU: the qemu -L prefix (an aarch64 /proc/cpuinfo for that
 #                   CPU, links to the sysroot for the rest); see step 2b for why
 #   site/           the ai-edge-litert aarch64 wheel, unpacked (numpy comes from the sysroot)
@@ -32,7 +33,7 @@ ARM64_DIR=${1:-$REPO/build/arm64}
 mkdir -p "$ARM64_DIR"
 ARM64_DIR=$(CDPATH= cd -- "$ARM64_DIR" && pwd)
 
-PKGS=${PKGS:-"python3.11 python3-numpy libstdc++6"}
+PKGS=${PKGS:-"python3.11 python3-numpy python3-threadpoolctl libstdc++6"}
 LITERT_VERSION=${LITERT_VERSION:-2.3.0}
 WHEEL_PLATFORM=${WHEEL_PLATFORM:-manylinux_2_27_aarch64}
 HOST_PYTHON=${HOST_PYTHON:-python3}      # any host python with pip: only downloads and unzips
