@@ -80,7 +80,8 @@ class HyperSynthesis:
         # wheels bundle it), on the cores that the networks' XNNPACK threads run on next.
         # Measured on a Kodak image here: g_s 76-94 ms after h_s with two BLAS threads,
         # 46-51 with one, and h_s itself no slower.
-        # One codec at a time: two threads limiting at once would each restore the other's
+        # The limit is the process's: while h_s runs, other threads get one BLAS thread too.
+        # One h_s at a time: two threads limiting at once would each restore the other's
         # limit, and leave the caller's BLAS on one thread for good.
         with _BLAS_LOCK, _blas().limit(limits=1, user_api="blas"):
             return self._floats(np.asarray(a, np.float64))

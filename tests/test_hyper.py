@@ -130,18 +130,25 @@ def test_a_chain_whose_channels_do_not_follow_is_refused():
 def test_h_s_multiplies_on_one_blas_thread_and_gives_the_others_back(monkeypatch):
     # OpenBLAS's idle workers spin on the cores the networks run on next (runtime/hyper.py).
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    if not threadpoolctl.threadpool_info():
-        pytest.skip("numpy here uses no BLAS library that threadpoolctl can limit")
-    before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas"]
     seen = []
     patches = hyper._patches
 
     def spying(a, k):
-        seen.append([lib["num_threads"] for lib in threadpoolctl.threadpool_info()
-                     if lib["user_api"] == "blas"])
+        seen.append(blas_threads())
         return patches(a, k)
     monkeypatch.setattr(hyper, "_patches", spying)
     rng = np.random.default_rng(1)
-    hyper.HyperSynthesis(LAYERS, random_weights(rng, LAYERS, 3))(rng.integers(-9, 9, (3, 4, 3)))
-    assert seen and all(threads == [1] * len(threads) for threads in seen)
-    assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info()] == before
+    net = hyper.HyperSynthesis(LAYERS, random_weights(rng, LAYERS, 3))
+    # Two threads to start from, whatever this machine's default, so that the test can fail.
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        if not before or max(before) < 2:
+            pytest.skip("numpy here uses no BLAS library that threadpoolctl can limit")
+        net(rng.integers(-9, 9, (3, 4, 3)))
+        after = blas_threads()
+    assert seen and all(threads == [1] * len(before) for threads in seen)
+    assert after == before
