@@ -84,8 +84,8 @@ train-keras: setup  ## the same model with the Keras trainer (GPUs through Mirro
 # The optimization stage on the shipped weights: quantization-aware int8 networks, 50%- and
 # 75%-sparse models, the distilled fast model, each a model file under $(BUILD); models/ is
 # left alone (QUANTIZE_FLAGS=--ship, or cp $(BUILD)/aedge.aem models/, ships the chosen one).
-# Fine-tunes already done are reused. About an hour and a half on two cores (each quantization
-# stage 12 minutes, each pruning 7.5, the student 42, and the exports); QUANTIZE_FLAGS="--steps
+# Fine-tunes already done are reused. About two hours on two cores (each quantization stage
+# 14 minutes, each pruning 13 to 17, the student 46, and the exports); QUANTIZE_FLAGS="--steps
 # 300 --distill-steps 2000" for a quick look.
 quantize: setup  ## build the device model variants (QAT int8, pruned, distilled) under $(BUILD)
 	$(VENV)/bin/python -m aedge.optimize models/hyper/weights.npz --base models/aedge.aem \

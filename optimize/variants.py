@@ -151,8 +151,9 @@ def held_out_curve(path, variant, crops):
                    "narrowest at the highest resolution (aedge-fast.aem).")
 @click.option("--steps", type=click.IntRange(1), default=3000, show_default=True,
               help="Fine-tuning steps of QAT and of each pruning.")
-@click.option("--distill-steps", type=click.IntRange(1), default=20000, show_default=True,
-              help="Training steps of the student.")
+@click.option("--distill-steps", type=click.IntRange(1), default=12000, show_default=True,
+              help="Training steps of the student (46 minutes here; its PSNR still rose "
+                   "0.2 dB over the last 2,000).")
 @click.option("--qat-lr", type=float, default=5e-5, show_default=True,
               help="Adam learning rate of QAT (a tenth of it for the last fifth of the steps).")
 @click.option("--prune-lr", type=float, default=1e-4, show_default=True,

@@ -22,13 +22,14 @@ This file imports nothing but the standard library: the JAX trainer runs it alon
 # accelerator (jax_train.py --filters), for 1.7 times the arithmetic.
 N_FILTERS = (64, 96, 128)
 # The distilled "fast" model (make quantize): the same chains, narrower, per stage from the
-# highest resolution down. Its time goes where the pixels are: measured here, g_a's first
-# stage (a 3-channel convolution and GDN at half resolution) and g_s's last take about half of
-# each network's time. So the student narrows those most: a third of the multiply-accumulates
-# in g_a + g_s of aedge 0.7's teacher, 64 channels at every stage (see macs_per_pixel), where 40
-# channels everywhere had taken 44% and made the networks only 1.26x faster; a fifth of the
-# wider teacher's.
-STUDENT_FILTERS = (16, 32, 64)
+# highest resolution down. Its time goes where the pixels are, so the student narrows the
+# highest-resolution stages most. A third of the teacher's multiply-accumulates in g_a + g_s
+# (see macs_per_pixel), not half: h_s and entropy coding (about 40 ms of a Kodak image here)
+# do not shrink with it. Timed here with int8-dynamic networks on a whole Kodak image,
+# g_a + g_s took 72 ms at the teacher's widths, 32 at (32, 48, 96) (37% of its arithmetic:
+# 1.6x in all, too close), 23.5 at these (33%: 3.1x, about 1.8x in all), 13 at (16, 32, 64),
+# aedge 0.7's student (17%).
+STUDENT_FILTERS = (24, 48, 96)
 M_LATENT = 192  # channels of y
 GDN_BETA_FLOOR = 1e-6  # added to GDN's beta (both trainers; equalization keeps it)
 N_HYPER = 64  # h_a and h_s
