@@ -141,16 +141,16 @@ def test_pruning_reaches_its_target(built):
     assert dense < 0.05 and measured > dense + 0.45
 
 
-def test_student_has_about_a_fifth_of_the_macs(built):
+def test_student_has_about_a_third_of_the_macs(built):
     from aedge import modelfile
     from aedge.optimize import report
     _, student = report.network_stats(modelfile.read(built / "aedge-fast.aem"), "float32")
     _, teacher = report.network_stats(modelfile.read(built / "aedge-base.aem"), "float32")
-    # g_a + h_a + g_s and GDN, counted in the graphs: h_a is the teacher's.
-    # (A third of aedge 0.7's teacher of 64 channels at every stage.)
-    assert 0.15 < student / teacher < 0.25
+    # g_a + h_a + g_s and GDN, counted in the graphs: h_a is the teacher's (README: 13.6
+    # thousand multiply-adds per pixel against 41.7).
+    assert 0.3 < student / teacher < 0.36
     notes = modelfile.read(built / "aedge-fast.aem").manifest["optimization"]
-    assert notes["filters"] == [16, 32, 64] and notes["teacher_filters"] == [64, 96, 128]
+    assert notes["filters"] == [24, 48, 96] and notes["teacher_filters"] == [64, 96, 128]
 
 
 def test_every_variant_decodes_every_other(built):
