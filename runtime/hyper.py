@@ -79,7 +79,7 @@ class HyperSynthesis:
         # One BLAS thread: OpenBLAS's workers spin for a while after each product (numpy's
         # wheels bundle it), on the cores that the networks' XNNPACK threads run on next.
         # Measured on a Kodak image here: g_s 76-94 ms after h_s with two BLAS threads,
-        # 46-51 with one, and h_s itself no slower.
+        # 46-51 with one, and h_s itself a millisecond slower.
         # The limit is the process's: while h_s runs, other threads get one BLAS thread too.
         # One h_s at a time: two threads limiting at once would each restore the other's
         # limit, and leave the caller's BLAS on one thread for good.

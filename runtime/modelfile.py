@@ -30,8 +30,8 @@ NETWORKS = ("g_a", "h_a", "g_s")
 # Network variants, in the order a codec prefers them when none is asked for: int16x8 last,
 # for it runs on TFLite's reference kernels (optimize/export.py), the slowest by far.
 VARIANTS = ("int8-dynamic", "int8", "float32", "int16x8")
-# The variants a file's header may choose for its decoding (codec.py): not int16x8, forty times
-# slower here, which a file must not be able to impose on whoever decodes it.
+# The variants a file's header may choose for its decoding (codec.py): not int16x8, a hundred
+# times slower here, which a file must not be able to impose on whoever decodes it.
 FOLLOWED = tuple(v for v in VARIANTS if v != "int16x8")
 QUALITIES = 100
 # The manifest's part of the identity; the rest (name, quality placement, training notes) is not.

@@ -129,7 +129,7 @@ def test_a_chain_whose_channels_do_not_follow_is_refused():
 
 def test_h_s_multiplies_on_one_blas_thread_and_gives_the_others_back(monkeypatch):
     # OpenBLAS's idle workers spin on the cores the networks run on next (runtime/hyper.py).
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threadpoolctl  # a dependency of the runtime, as hyper.py imports it
 
     def blas_threads():
         return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()

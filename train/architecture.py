@@ -27,8 +27,8 @@ N_FILTERS = (64, 96, 128)
 # (see macs_per_pixel), not half: h_s and entropy coding (about 40 ms of a Kodak image here)
 # do not shrink with it. Timed here with int8-dynamic networks on a whole Kodak image,
 # g_a + g_s took 72 ms at the teacher's widths, 32 at (32, 48, 96) (37% of its arithmetic:
-# 1.6x in all, too close), 23.5 at these (33%: 3.1x, about 1.8x in all), 13 at (16, 32, 64),
-# aedge 0.7's student (17%).
+# about 1.6x in all, too close), 23.5 at these (33%: 3.1x; 1.71x in all, measured by
+# make variants), 13 at (16, 32, 64), aedge 0.7's student (17%).
 STUDENT_FILTERS = (24, 48, 96)
 M_LATENT = 192  # channels of y
 GDN_BETA_FLOOR = 1e-6  # added to GDN's beta (both trainers; equalization keeps it)

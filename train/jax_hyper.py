@@ -5,10 +5,10 @@
 With g_a and g_s held fixed, what the hyperprior changes is mostly the bits: a coded value of y
 is decoded within half a step of itself whatever the tables (the means move where rounding
 falls, not how far); only the values left uncoded (the smallest scales) take h_s's mean, and
-the fit ignores what that does to the pixels. So g_a runs
-once over the pack, its latents are kept, and training runs on latent crops alone: about a
-twentieth of the full model's work per crop. That is what lets a CPU teach h_s to read z, which
-the full model's first steps fail to do (z shrinks to nothing while h_s is still noise).
+the fit ignores what that does to the pixels. So g_a runs once over the pack, its latents
+are kept, and training runs on latent crops alone: about a twentieth of the full model's work
+per crop. That is what lets a CPU teach h_s to read z, which the full model's first steps
+fail to do (z shrinks to nothing while h_s is still noise).
 
 Each crop is coded at a random anchor; its bits are divided by that anchor's bits at the start,
 so every anchor weighs the same, as in a BD-rate. A run stops at --minutes and resumes from
