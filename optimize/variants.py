@@ -8,6 +8,9 @@ In the build folder (build/quantize):
     aedge-fast.aem      the distilled student (architecture.STUDENT_FILTERS channels per stage)
     aedge-dynamic-qat.aem  the base, its int8-dynamic networks from quantization-aware
                         training that rounds as the run-time kernels do (dynamic_qat.py)
+    aedge-decoder.aem   the int8-dynamic networks chosen so far, their g_s fine-tuned alone for
+                        PSNR and MS-SSIM (finetune.decibels); aedge-before-decoder.aem
+                        without that, what it is compared with
     aedge.aem           the model to ship: the base with the better int8 and int8-dynamic
                         networks, and its int16x8 ones
     aedge-float32.aem   the float32 networks, which the shipped file leaves out for its size
@@ -79,7 +82,7 @@ def write_variant(path, base, networks, notes, compression=zipfile.ZIP_DEFLATED)
 
 
 def _finetune(stage_dir, codec, data_dir, steps, crop, batch, lr, fresh, prepare,
-              finish=None, extra_loss=None):
+              finish=None, extra_loss=None, **how):
     """prepare(codec) -> hooks; the fine-tune; finish(codec). Where the weights of an earlier
     run are in stage_dir, they are loaded instead of training. Returns the codec and how it
     was trained (stage.json, kept beside the weights)."""
@@ -98,7 +101,7 @@ def _finetune(stage_dir, codec, data_dir, steps, crop, batch, lr, fresh, prepare
     log.unlink(missing_ok=True)
     _log(f"{stage_dir.name}: {steps} steps of {batch} crops of {crop} px (log: {log})")
     finetune.finetune(codec, finetune.training_batches(data_dir, crop, batch), steps, lr=lr,
-                      extra_loss=extra_loss, on_step=hooks, log=log)
+                      extra_loss=extra_loss, on_step=hooks, log=log, **how)
     if finish:
         finish(codec)
     _save_weights(codec, weights)
@@ -109,19 +112,20 @@ def _finetune(stage_dir, codec, data_dir, steps, crop, batch, lr, fresh, prepare
 
 
 def held_out_curve(path, variant, crops):
-    """Mean bpp and PSNR of a model's `variant` networks on held-out crops, at
+    """Mean bpp, PSNR and MS-SSIM of a model's `variant` networks on held-out crops, at
     CHOICE_QUALITIES: what the int8 networks are chosen on."""
     from aedge import metrics, registry
 
     codec = registry.load(model=path, variant=variant)
     points = []
     for q in CHOICE_QUALITIES:
-        bpp, psnr = [], []
+        values = []
         for crop in crops:
             data = codec.compress(crop, q)
-            bpp.append(metrics.bits_per_pixel(len(data), crop.shape[1], crop.shape[0]))
-            psnr.append(metrics.psnr(crop, codec.decompress(data)))
-        points.append({"bpp": float(np.mean(bpp)), "psnr": float(np.mean(psnr))})
+            decoded = codec.decompress(data)
+            values.append((metrics.bits_per_pixel(len(data), crop.shape[1], crop.shape[0]),
+                           metrics.psnr(crop, decoded), metrics.ms_ssim(crop, decoded)))
+        points.append(dict(zip(("bpp", "psnr", "ms_ssim"), map(float, np.mean(values, 0)))))
     return points
 
 
@@ -154,12 +158,22 @@ def held_out_curve(path, variant, crops):
 @click.option("--distill-steps", type=click.IntRange(1), default=12000, show_default=True,
               help="Training steps of the student (46 minutes here; its PSNR still rose "
                    "0.2 dB over the last 2,000).")
+@click.option("--decoder-steps", type=click.IntRange(0), default=1600, show_default=True,
+              help="Then the int8-dynamic g_s alone, fine-tuned for PSNR + --msssim-weight x "
+                   "MS-SSIM (both in dB) on crops of 256; the rate cannot change, nor any "
+                   "file. It ships if nearer float32 on held-out crops, PSNR and MS-SSIM "
+                   "BD-rates summed. 0: none.")
+@click.option("--msssim-weight", type=click.FloatRange(0), default=3.0, show_default=True,
+              help="The weight of MS-SSIM's dB against PSNR's in that fine-tune (3 came nearer "
+                   "float32 on held-out crops than 1, PSNR and MS-SSIM summed).")
 @click.option("--qat-lr", type=float, default=5e-5, show_default=True,
               help="Adam learning rate of QAT (a tenth of it for the last fifth of the steps).")
 @click.option("--prune-lr", type=float, default=1e-4, show_default=True,
               help="Adam learning rate of each pruning.")
 @click.option("--distill-lr", type=float, default=1e-4, show_default=True,
               help="Adam learning rate of the student.")
+@click.option("--decoder-lr", type=float, default=3e-5, show_default=True,
+              help="Adam learning rate of the g_s fine-tune.")
 @click.option("--crop", type=click.IntRange(64), default=128, show_default=True,
               help="Side of the training crops, in pixels.")
 @click.option("--batch", type=click.IntRange(1), default=8, show_default=True,
@@ -167,7 +181,8 @@ def held_out_curve(path, variant, crops):
 @click.option("--fresh", is_flag=True, help="Fine-tune again even where weights exist.")
 @click.option("--ship", is_flag=True, help="Copy the chosen aedge.aem over the shipped model.")
 def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, distill, steps,
-         distill_steps, qat_lr, prune_lr, distill_lr, crop, batch, fresh, ship):
+         distill_steps, decoder_steps, msssim_weight, qat_lr, prune_lr, distill_lr, decoder_lr,
+         crop, batch, fresh, ship):
     """Build the device model files from WEIGHTS (make quantize)."""
     from aedge import modelfile
     from aedge.optimize import export
@@ -197,9 +212,11 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
     chosen = {"name": base.name, **CALIBRATED}
     held_out = {}  # the crops that choose between networks, and float32's curve on them
 
-    def nearer_float32(variant, candidate, plain):
+    def nearer_float32(variant, candidate, plain, name="qat", reference=reference,
+                       measures=("psnr",)):
         """Whether the candidate's `variant` networks come nearer the float32 ones than the
-        reference's (named `plain`), by BD-rate on held-out crops; logged and summarized."""
+        reference's (named `plain`), by BD-rate on held-out crops (the sum over `measures`);
+        logged and summarized."""
         from aedge import bench
 
         if not held_out:
@@ -209,14 +226,18 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
                     f"no held-out photo of {data_dir} is 256x256 or larger: nothing to choose "
                     "the int8 networks on (--no-qat --no-dynamic-qat)")
             held_out.update(crops=crops, float32=held_out_curve(reference, "float32", crops))
-        bd = {name: bench._bd(held_out["float32"],
-                              held_out_curve(path, variant, held_out["crops"]), "psnr")
-              for name, path in ((plain, reference), ("qat", candidate))}
-        _log(f"{variant} against float32 on held-out crops, BD-rate: "
-             + ", ".join(f"{k} {v:+.2f}%" for k, v in bd.items()))
-        summary[f"{variant.replace('-', '_')}_choice"] = {
-            "held_out_crops": len(held_out["crops"]), "bd_rate_vs_float32": bd}
-        return bd["qat"] is not None and (bd[plain] is None or bd["qat"] < bd[plain])
+        curves = {key: held_out_curve(path, variant, held_out["crops"])
+                  for key, path in ((plain, reference), (name, candidate))}
+        bd = {key: {m: bench._bd(held_out["float32"], curve, m) for m in measures}
+              for key, curve in curves.items()}
+        total = {key: None if None in v.values() else sum(v.values()) for key, v in bd.items()}
+        _log(f"{variant} against float32 on held-out crops, BD-rate ({' + '.join(measures)}): "
+             + ", ".join(f"{k} {v:+.2f}%" for k, v in total.items() if v is not None))
+        summary[f"{variant.replace('-', '_')}_{'choice' if name == 'qat' else name}"] = {
+            "held_out_crops": len(held_out["crops"]),
+            "bd_rate_vs_float32": bd if len(measures) > 1 else {k: v["psnr"]
+                                                                  for k, v in bd.items()}}
+        return total[name] is not None and (total[plain] is None or total[name] < total[plain])
 
     def quantization_aware(variant, name, label, prepare, finish, convert):
         """A fine-tune for one network variant, its model file, and whether it ships."""
@@ -235,6 +256,7 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         if nearer_float32(variant, path, plain):
             networks = trained
             chosen[variant] = label
+            return codec
 
     if qat:
         from aedge.optimize import qat as qat_module
@@ -253,11 +275,34 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         def round_as_dynamic(codec):
             undo.append(dynamic_module.wrap(codec))
             return []
-        quantization_aware("int8-dynamic", "dynamic-qat",
-                           "quantization-aware training (rounding as XNNPACK's qd8)",
-                           round_as_dynamic, lambda codec: undo.pop()(),
-                           lambda layer, channels: export.to_tflite(layer, channels,
-                                                                    dynamic=True))
+        def to_dynamic(layer, channels):
+            return export.to_tflite(layer, channels, dynamic=True)
+        tuned = quantization_aware("int8-dynamic", "dynamic-qat",
+                                   "quantization-aware training (rounding as XNNPACK's qd8)",
+                                   round_as_dynamic, lambda codec: undo.pop()(), to_dynamic)
+
+    if dynamic_qat and decoder_steps:
+        from aedge.optimize import finetune
+
+        # The int8-dynamic networks that won above; g_s alone learns, so no file changes.
+        before = out / "aedge-before-decoder.aem"
+        write_variant(before, base, networks, {**chosen, "name": f"{base.name}-before-decoder"})
+        codec, stage = _finetune(
+            out / "decoder", equalize(teacher(), images) if tuned is None else tuned, data_dir,
+            decoder_steps, finetune.MS_SSIM_CROP, batch, decoder_lr, fresh, round_as_dynamic,
+            lambda codec: undo.pop()(), parts=("g_s",),
+            loss=lambda codec, x: finetune.decibels(codec, x, msssim_weight))
+        trained = {**networks,
+                   ("g_s", "int8-dynamic"): to_dynamic(codec.g_s, INPUT_CHANNELS["g_s"])}
+        label = f"g_s fine-tuned for PSNR + {msssim_weight:g} x MS-SSIM, in dB"
+        notes = {"name": f"{base.name}-decoder", "int8-dynamic g_s": label, **stage,
+                 "msssim_weight": msssim_weight}
+        path = out / "aedge-decoder.aem"
+        write_variant(path, base, trained, dict(notes))
+        record("decoder", path, notes)
+        if nearer_float32("int8-dynamic", path, "before", "decoder", before, ("psnr", "ms_ssim")):
+            networks = trained
+            chosen["int8-dynamic"] += f"; {label}"
 
     for sparsity in (s for s in sparsities if s > 0):
         from aedge.optimize import dynamic_qat as dynamic_module

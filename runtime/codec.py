@@ -224,7 +224,7 @@ class Codec:
         shift = hyper.GAIN_FRAC_BITS - hyper.ACT_FRAC_BITS
         a = hyper.shift_round(z_q * arrays["gain_z_inverse"][row], shift)
         # Integers held in float64, every value below 2**40: exact, as in h_s itself.
-        out = self.h_s.floats(np.clip(a, -hyper.ACT_LIMIT, hyper.ACT_LIMIT))
+        out = self.h_s.floats(np.clip(a, -hyper.ACT_LIMIT, hyper.ACT_LIMIT), self.threads)
         # Each step below is one pass, and exact: mu * gain_y is an integer below 2**53 and
         # the scale a power of two, so scaling the gain first changes no bit; likewise
         # ((l + c) * per_octave + 2**7) / 2**8 = l * (per_octave / 2**8) + (c * per_octave +

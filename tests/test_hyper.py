@@ -62,6 +62,17 @@ def test_integer_h_s_equals_a_plain_reference():
     np.testing.assert_array_equal(floats, out)
 
 
+@pytest.mark.parametrize("threads", [2, 3, 40])
+def test_threads_sharing_the_rows_give_the_same_integers(threads):
+    # 3 x 5 positions at the first layer: shares of unequal sizes, and more threads than rows.
+    rng = np.random.default_rng(threads)
+    weights = random_weights(rng, LAYERS, 3)
+    net = hyper.HyperSynthesis(LAYERS, weights)
+    a = rng.integers(-3000, 3000, (3, 5, 3))
+    np.testing.assert_array_equal(net(a, threads), reference(LAYERS, weights, a))
+    np.testing.assert_array_equal(net.floats(a, threads), net.floats(a))
+
+
 def test_saturated_inputs_stay_exact():
     # The largest activations and weights the format allows: sums far beyond float32's 2**24.
     layers = [("conv1", 3, 2, None)]

@@ -36,7 +36,7 @@ def built(tmp_path_factory):
     result = CliRunner().invoke(main, [
         str(ROOT / "models" / "hyper" / "weights.npz"),
         "--base", str(ROOT / "models" / "aedge.aem"),
-        "--data", str(photos), "-o", str(out), "--steps", "6", "--distill-steps", "4",
+        "--data", str(photos), "-o", str(out), "--steps", "6", "--distill-steps", "4", "--decoder-steps", "3",
         "--crop", "64", "--batch", "2", "--prune", "0.5"])
     assert result.exit_code == 0, result.output
     assert _digest(ROOT / "models" / "aedge.aem") == shipped  # models/ only with --ship
@@ -77,6 +77,43 @@ def test_dynamic_qat_changes_only_the_int8_dynamic_networks(built):
         assert dynamic.network(part, "float32") == base.network(part, "float32")
     choice = json.loads((built / "optimize.json").read_text())["int8_dynamic_choice"]
     assert set(choice["bd_rate_vs_float32"]) == {"converted", "qat"}
+
+
+def test_decoder_finetune_changes_only_the_int8_dynamic_g_s(built):
+    from aedge import modelfile
+    tuned = modelfile.read(built / "aedge-decoder.aem")
+    before = modelfile.read(built / "aedge-before-decoder.aem")
+    assert tuned.identity == before.identity
+    for part, variant in before.networks():
+        changed = tuned.network(part, variant) != before.network(part, variant)
+        assert changed == ((part, variant) == ("g_s", "int8-dynamic")), (part, variant)
+    summary = json.loads((built / "optimize.json").read_text())
+    assert summary["models"]["decoder"]["steps"] == 3
+    assert summary["models"]["decoder"]["crop"] == 256  # MS-SSIM's five scales
+    choice = summary["int8_dynamic_decoder"]["bd_rate_vs_float32"]
+    assert set(choice) == {"before", "decoder"}
+    assert all(set(v) == {"psnr", "ms_ssim"} for v in choice.values())
+
+
+def test_decibels_is_psnr_plus_weighted_ms_ssim_in_db():
+    from aedge.optimize.finetune import decibels
+    from aedge.metrics import ms_ssim
+    codec = _shipped_codec()
+    x = tf.constant(np.stack([synthetic(192, 192, seed=s) for s in range(2)]) / 255,
+                    tf.float32)
+    loss, bpp, mse = (t.numpy() for t in decibels(codec, x, 0.0))
+    np.testing.assert_allclose(loss, -10 * np.log10(255 ** 2 / mse), rtol=1e-5)
+    assert bpp.shape == (2,) and (bpp > 0).all()
+    # With a weight, MS-SSIM's dB joins in: -10 log10(1 - MS-SSIM) is positive, so the loss
+    # is lower than -PSNR by at least that much for a codec this good.
+    anchor = tf.zeros([2], tf.int32)
+    x_hat = np.clip(codec((x, anchor), training=False)[0].numpy(), 0, 1)
+    db = [-10 * np.log10(1 - ms_ssim(np.rint(a * 255).astype(np.uint8),
+                                     np.rint(b * 255).astype(np.uint8)))
+          for a, b in zip(x.numpy(), x_hat)]
+    assert min(db) > 5
+    weighted, _, mse2 = (t.numpy() for t in decibels(codec, x, 1.0))
+    assert (weighted < -10 * np.log10(255 ** 2 / mse2) - 5).all()
 
 
 def test_dynamic_rounding_imitates_the_converted_network():
@@ -159,7 +196,8 @@ def test_every_variant_decodes_every_other(built):
     from aedge import modelfile
     floats = built / "aedge-float32.aem"
     files = sorted(set(built.glob("aedge*.aem")) - {floats})
-    assert len(files) == 6  # base, qat, dynamic-qat, sparse50, fast, and the one to ship
+    # base, qat, dynamic-qat, before-decoder, decoder, sparse50, fast, and the one to ship
+    assert len(files) == 8
     # The one to ship leaves its float32 networks to a file of their own.
     assert modelfile.read(built / "aedge.aem").variants == ("int8-dynamic", "int8", "int16x8")
     assert modelfile.read(floats).variants == ("float32",)
