@@ -24,7 +24,9 @@ from aedge.interpreter import _interpreter_class, quiet_stderr
 # (label, model file in the build folder, networks)
 ROWS = (("float32", "aedge-base.aem", "float32"),
         ("int8-dynamic, converted", "aedge-base.aem", "int8-dynamic"),
-        ("int8-dynamic, QAT (default)", "aedge-dynamic-qat.aem", "int8-dynamic"),
+        ("int8-dynamic, QAT", "aedge-dynamic-qat.aem", "int8-dynamic"),
+        ("int8-dynamic, QAT, g_s for MS-SSIM too (default)", "aedge-decoder.aem",
+         "int8-dynamic"),
         ("int8, post-training", "aedge-base.aem", "int8"),
         ("int8, QAT", "aedge-qat.aem", "int8"),
         ("int16x8, post-training", "aedge-base.aem", "int16x8"),
@@ -32,7 +34,7 @@ ROWS = (("float32", "aedge-base.aem", "float32"),
         ("75% sparse", "aedge-sparse75.aem", "int8-dynamic"),
         ("fast (distilled)", "aedge-fast.aem", "int8-dynamic"))
 # The networks a plain `aedge compress` runs: every row's speed is given against theirs.
-SHIPPED = "int8-dynamic, QAT (default)"
+SHIPPED = "int8-dynamic, QAT, g_s for MS-SSIM too (default)"
 CROSS_IMAGES = 3  # decoded by both interpreters
 # Speed: the rows take turns image by image (bench.interleaved) on the first SPEED_IMAGES
 # images at these qualities and the default one; the sweep's own times are rows measured
