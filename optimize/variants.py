@@ -267,21 +267,24 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         quantization_aware("int8", "qat", "quantization-aware training (tfmot)", quantize, None,
                            qat_module.to_int8)
 
+    from aedge.optimize import dynamic_qat as dynamic_module
+
+    undo = []
+
+    def round_as_dynamic(codec):
+        undo.append(dynamic_module.wrap(codec))
+        return []
+
+    def to_dynamic(layer, channels):
+        return export.to_tflite(layer, channels, dynamic=True)
+
+    tuned = None  # the int8-dynamic QAT codec, where it ships
     if dynamic_qat:
-        from aedge.optimize import dynamic_qat as dynamic_module
-
-        undo = []
-
-        def round_as_dynamic(codec):
-            undo.append(dynamic_module.wrap(codec))
-            return []
-        def to_dynamic(layer, channels):
-            return export.to_tflite(layer, channels, dynamic=True)
         tuned = quantization_aware("int8-dynamic", "dynamic-qat",
                                    "quantization-aware training (rounding as XNNPACK's qd8)",
                                    round_as_dynamic, lambda codec: undo.pop()(), to_dynamic)
 
-    if dynamic_qat and decoder_steps:
+    if decoder_steps:
         from aedge.optimize import finetune
 
         # The int8-dynamic networks that won above; g_s alone learns, so no file changes.
@@ -302,10 +305,10 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         record("decoder", path, notes)
         if nearer_float32("int8-dynamic", path, "before", "decoder", before, ("psnr", "ms_ssim")):
             networks = trained
-            chosen["int8-dynamic"] += f"; {label}"
+            # Plainly converted networks, where QAT did not come nearer, have no entry yet.
+            chosen["int8-dynamic"] = f"{chosen.get('int8-dynamic', 'converted')}; {label}"
 
     for sparsity in (s for s in sparsities if s > 0):
-        from aedge.optimize import dynamic_qat as dynamic_module
         from aedge.optimize import prune
 
         name = f"sparse{round(sparsity * 100)}"

@@ -36,7 +36,8 @@ def built(tmp_path_factory):
     result = CliRunner().invoke(main, [
         str(ROOT / "models" / "hyper" / "weights.npz"),
         "--base", str(ROOT / "models" / "aedge.aem"),
-        "--data", str(photos), "-o", str(out), "--steps", "6", "--distill-steps", "4", "--decoder-steps", "3",
+        "--data", str(photos), "-o", str(out), "--steps", "6", "--distill-steps", "4",
+        "--decoder-steps", "3",
         "--crop", "64", "--batch", "2", "--prune", "0.5"])
     assert result.exit_code == 0, result.output
     assert _digest(ROOT / "models" / "aedge.aem") == shipped  # models/ only with --ship
@@ -93,6 +94,32 @@ def test_decoder_finetune_changes_only_the_int8_dynamic_g_s(built):
     choice = summary["int8_dynamic_decoder"]["bd_rate_vs_float32"]
     assert set(choice) == {"before", "decoder"}
     assert all(set(v) == {"psnr", "ms_ssim"} for v in choice.values())
+
+
+def test_decoder_finetune_of_plainly_converted_networks(tmp_path_factory):
+    """Without the int8-dynamic QAT, g_s of the converted networks is tuned; the shipped
+    file says which networks it has either way."""
+    from aedge import modelfile
+    from aedge.optimize.variants import main
+    photos = tmp_path_factory.mktemp("photos")
+    for seed, name in enumerate(NAMES):
+        Image.fromarray(synthetic(288, 288, seed=seed)).save(photos / name)
+    out = tmp_path_factory.mktemp("build")
+    result = CliRunner().invoke(main, [
+        str(ROOT / "models" / "hyper" / "weights.npz"),
+        "--base", str(ROOT / "models" / "aedge.aem"),
+        "--data", str(photos), "-o", str(out), "--no-qat", "--no-dynamic-qat", "--prune", "0",
+        "--no-distill", "--decoder-steps", "2", "--batch", "2"])
+    assert result.exit_code == 0, result.output
+    bd = json.loads((out / "optimize.json").read_text())["int8_dynamic_decoder"][
+        "bd_rate_vs_float32"]
+    nearer = sum(bd["decoder"].values()) < sum(bd["before"].values())
+    shipped = modelfile.read(out / "aedge.aem")
+    tuned = modelfile.read(out / "aedge-decoder.aem").network("g_s", "int8-dynamic")
+    assert (shipped.network("g_s", "int8-dynamic") == tuned) == nearer
+    label = shipped.manifest["optimization"].get("int8-dynamic")
+    assert label == ("converted; g_s fine-tuned for PSNR + 3 x MS-SSIM, in dB" if nearer
+                     else None)
 
 
 def test_decibels_is_psnr_plus_weighted_ms_ssim_in_db():
