@@ -82,15 +82,20 @@ def write_variant(path, base, networks, notes, compression=zipfile.ZIP_DEFLATED)
 
 
 def _finetune(stage_dir, codec, data_dir, steps, crop, batch, lr, fresh, prepare,
-              finish=None, extra_loss=None, **how):
+              finish=None, extra_loss=None, settings=None, **how):
     """prepare(codec) -> hooks; the fine-tune; finish(codec). Where the weights of an earlier
-    run are in stage_dir, they are loaded instead of training. Returns the codec and how it
-    was trained (stage.json, kept beside the weights)."""
+    run are in stage_dir, made with the same `settings` (a dict, kept in stage.json), they are
+    loaded instead of training. Returns the codec and how it was trained (stage.json, kept
+    beside the weights)."""
     from aedge.optimize import finetune
 
     weights, record = stage_dir / "weights.npz", stage_dir / "stage.json"
     hooks = prepare(codec)
-    if weights.is_file() and record.is_file() and not fresh:
+    settings = settings or {}
+    earlier = json.loads(record.read_text()) if record.is_file() else None
+    if earlier is not None and any(earlier.get(k) != v for k, v in settings.items()):
+        _log(f"{stage_dir.name}: its weights were made with other settings; training anew")
+    elif weights.is_file() and earlier is not None and not fresh:
         _log(f"{stage_dir.name}: reusing {weights}")
         if finish:
             finish(codec)
@@ -106,7 +111,7 @@ def _finetune(stage_dir, codec, data_dir, steps, crop, batch, lr, fresh, prepare
         finish(codec)
     _save_weights(codec, weights)
     stage = {"steps": steps, "batch": batch, "crop": crop, "learning_rate": lr,
-             "training_gigapixels": round(steps * batch * crop * crop / 1e9, 3)}
+             "training_gigapixels": round(steps * batch * crop * crop / 1e9, 3), **settings}
     record.write_text(json.dumps(stage, indent=2))
     return codec, stage
 
@@ -224,7 +229,7 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
             if not crops:
                 raise click.ClickException(
                     f"no held-out photo of {data_dir} is 256x256 or larger: nothing to choose "
-                    "the int8 networks on (--no-qat --no-dynamic-qat)")
+                    "the int8 networks on (--no-qat --no-dynamic-qat --decoder-steps 0)")
             held_out.update(crops=crops, float32=held_out_curve(reference, "float32", crops))
         curves = {key: held_out_curve(path, variant, held_out["crops"])
                   for key, path in ((plain, reference), (name, candidate))}
@@ -287,19 +292,21 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
     if decoder_steps:
         from aedge.optimize import finetune
 
-        # The int8-dynamic networks that won above; g_s alone learns, so no file changes.
+        # The int8-dynamic networks that won above; g_s alone learns, so no compressed file
+        # changes, only the pixels it decodes to.
         before = out / "aedge-before-decoder.aem"
         write_variant(before, base, networks, {**chosen, "name": f"{base.name}-before-decoder"})
         codec, stage = _finetune(
             out / "decoder", equalize(teacher(), images) if tuned is None else tuned, data_dir,
             decoder_steps, finetune.MS_SSIM_CROP, batch, decoder_lr, fresh, round_as_dynamic,
             lambda codec: undo.pop()(), parts=("g_s",),
+            settings={"msssim_weight": msssim_weight,
+                      "from": "converted" if tuned is None else "qat"},
             loss=lambda codec, x: finetune.decibels(codec, x, msssim_weight))
         trained = {**networks,
                    ("g_s", "int8-dynamic"): to_dynamic(codec.g_s, INPUT_CHANNELS["g_s"])}
         label = f"g_s fine-tuned for PSNR + {msssim_weight:g} x MS-SSIM, in dB"
-        notes = {"name": f"{base.name}-decoder", "int8-dynamic g_s": label, **stage,
-                 "msssim_weight": msssim_weight}
+        notes = {"name": f"{base.name}-decoder", "int8-dynamic g_s": label, **stage}
         path = out / "aedge-decoder.aem"
         write_variant(path, base, trained, dict(notes))
         record("decoder", path, notes)

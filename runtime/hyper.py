@@ -10,9 +10,9 @@ Activations are integers a standing for a / 2**ACT_FRAC_BITS. A layer's weights 
 w_int = round(w * 2**shift[c]), one shift per output channel, its biases
 round(b * 2**(shift[c] + ACT_FRAC_BITS)); its output is (sum + 2**(shift-1)) >> shift.
 """
+import concurrent.futures
 import functools
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -25,6 +25,9 @@ WEIGHT_LIMIT = (1 << 15) - 1
 GAIN_FRAC_BITS = 16
 MAX_SHIFT = 40
 EXACT = 1 << 53
+# h_s is a few million multiply-adds a layer: beyond a few threads, the shares get too small
+# to be worth a thread each.
+MAX_THREADS = 8
 
 
 class HyperSynthesis:
@@ -89,7 +92,7 @@ class HyperSynthesis:
         # thread, which sleep when done: h_s of a Kodak image alone took 4.5-6.0 ms on two
         # threads here, 7.3 on one.
         with _BLAS_LOCK, _blas().limit(limits=1, user_api="blas"):
-            return self._floats(np.asarray(a, np.float64), max(1, threads))
+            return self._floats(np.asarray(a, np.float64), min(max(1, threads), MAX_THREADS))
 
     def _floats(self, a, threads):
         for (kind, k, out, act), (kernel, bias_half, scale) in zip(self.layers, self.weights):
@@ -102,8 +105,12 @@ class HyperSynthesis:
             bounds = np.linspace(0, h * w, min(threads, h * w) + 1).astype(int)
             jobs = [(patches[i:j], kernel, bias_half, scale, low, a[i:j])
                     for i, j in zip(bounds[:-1], bounds[1:])]
-            shares = [_pool(len(jobs) - 1).submit(_layer, *job) for job in jobs[1:]]
-            _layer(*jobs[0])  # the calling thread takes the first share
+            shares = [_pool(threads - 1).submit(_layer, *job) for job in jobs[1:]]
+            try:
+                if jobs:
+                    _layer(*jobs[0])  # the calling thread takes the first share
+            finally:  # no share may outlive the BLAS limit and the lock, even on an error
+                concurrent.futures.wait(shares)
             for share in shares:
                 share.result()
             a = a.reshape(h, w, kernel.shape[1])
@@ -124,7 +131,7 @@ def _layer(patches, kernel, bias_half, scale, low, out):
 
 @functools.cache
 def _pool(workers):
-    return ThreadPoolExecutor(workers, thread_name_prefix="aedge-h_s")
+    return concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="aedge-h_s")
 
 
 _BLAS_LOCK = threading.Lock()

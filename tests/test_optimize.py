@@ -91,6 +91,7 @@ def test_decoder_finetune_changes_only_the_int8_dynamic_g_s(built):
     summary = json.loads((built / "optimize.json").read_text())
     assert summary["models"]["decoder"]["steps"] == 3
     assert summary["models"]["decoder"]["crop"] == 256  # MS-SSIM's five scales
+    assert summary["models"]["decoder"]["msssim_weight"] == 3.0
     choice = summary["int8_dynamic_decoder"]["bd_rate_vs_float32"]
     assert set(choice) == {"before", "decoder"}
     assert all(set(v) == {"psnr", "ms_ssim"} for v in choice.values())
@@ -113,6 +114,7 @@ def test_decoder_finetune_of_plainly_converted_networks(tmp_path_factory):
     assert result.exit_code == 0, result.output
     bd = json.loads((out / "optimize.json").read_text())["int8_dynamic_decoder"][
         "bd_rate_vs_float32"]
+    assert None not in bd["decoder"].values() and None not in bd["before"].values()
     nearer = sum(bd["decoder"].values()) < sum(bd["before"].values())
     shipped = modelfile.read(out / "aedge.aem")
     tuned = modelfile.read(out / "aedge-decoder.aem").network("g_s", "int8-dynamic")
