@@ -25,16 +25,16 @@ from aedge.interpreter import _interpreter_class, quiet_stderr
 ROWS = (("float32", "aedge-base.aem", "float32"),
         ("int8-dynamic, converted", "aedge-base.aem", "int8-dynamic"),
         ("int8-dynamic, QAT", "aedge-dynamic-qat.aem", "int8-dynamic"),
-        ("int8-dynamic, QAT, g_s for MS-SSIM too (default)", "aedge-decoder.aem",
-         "int8-dynamic"),
+        ("int8-dynamic, QAT, g_s for MS-SSIM too", "aedge-decoder.aem", "int8-dynamic"),
         ("int8, post-training", "aedge-base.aem", "int8"),
         ("int8, QAT", "aedge-qat.aem", "int8"),
         ("int16x8, post-training", "aedge-base.aem", "int16x8"),
         ("50% sparse", "aedge-sparse50.aem", "int8-dynamic"),
         ("75% sparse", "aedge-sparse75.aem", "int8-dynamic"),
         ("fast (distilled)", "aedge-fast.aem", "int8-dynamic"))
-# The networks a plain `aedge compress` runs: every row's speed is given against theirs.
-SHIPPED = "int8-dynamic, QAT, g_s for MS-SSIM too (default)"
+# The build's model to ship: the row whose networks are its int8-dynamic ones is the default,
+# and every row's speed is given against it.
+SHIPPED_FILE = "aedge.aem"
 CROSS_IMAGES = 3  # decoded by both interpreters
 # Speed: the rows take turns image by image (bench.interleaved) on the first SPEED_IMAGES
 # images at these qualities and the default one; the sweep's own times are rows measured
@@ -151,6 +151,7 @@ def measure(build, kodak, python=None, limit=None, progress=None):
             row["tflite_runtime_max_difference"] = cross_interpreter(path, variant, photos,
                                                                      python)
         rows.append(row)
+    mark_default(build, rows)
     speed = interleave(build, rows, photos[:SPEED_IMAGES], progress)
     speed_against(rows)
     return {"kodak": str(kodak), "images": len(photos), "machine": bench._machine(),
@@ -181,18 +182,37 @@ def interleave(build, rows, photos, progress=None):
     return {"images": len(photos), "qualities": qualities, "runs": SPEED_RUNS}
 
 
-def _shipped(rows, label=SHIPPED):
-    """The shipped networks' row, or the first int8-dynamic one when the build has no
-    quantization-aware ones."""
-    return next((r for r in rows if r["variant"] == label), None) or next(
+def _networks(path, variant):
+    """The bytes of a model file's three networks of a variant: which stages' networks a
+    build shipped is decided by make quantize on held-out crops, so the table finds them by
+    their bytes rather than by a file's name."""
+    model = modelfile.read(path)
+    return [model.network(part, variant) for part in modelfile.NETWORKS]
+
+
+def mark_default(build, rows):
+    """Marks the first row whose networks are the int8-dynamic ones of the build's model to
+    ship (none where the build has none)."""
+    path = Path(build) / SHIPPED_FILE
+    shipped = _networks(path, "int8-dynamic") if path.is_file() else None
+    for r in rows:
+        r["default"] = (shipped is not None and r["networks"] == "int8-dynamic"
+                        and _networks(Path(build) / r["file"], "int8-dynamic") == shipped)
+        shipped = None if r["default"] else shipped
+
+
+def _shipped(rows):
+    """The shipped networks' row (the first, where several rows hold the same networks), or
+    the first int8-dynamic one when the build has no model to ship."""
+    return next((r for r in rows if r.get("default")), None) or next(
         (r for r in rows if r["networks"] == "int8-dynamic"), None)
 
 
-def speed_against(rows, label=SHIPPED):
+def speed_against(rows):
     """Each row's encode + decode time as a speed-up over the shipped networks' (_shipped),
     timed the same way: a row left out of the turns is compared with the shipped row's
     sweep."""
-    shipped = _shipped(rows, label)
+    shipped = _shipped(rows)
     for r in rows:
         if shipped is None:
             r["speedup_vs_default"] = None
@@ -238,8 +258,9 @@ def markdown(report):
         cross = r.get("tflite_runtime_max_difference")
         ratio = r.get("speedup_vs_default")
         lines.append(
-            f"| {r['variant']} | {r['networks']} | {r['file_bytes'] / 1e6:.2f} | "
-            f"{r['gzip_bytes'] / 1e6:.2f} | {r['network_bytes'] / 1e6:.2f} | "
+            f"| {r['variant']}{' (default)' if r.get('default') else ''} | {r['networks']} | "
+            f"{r['file_bytes'] / 1e6:.2f} | {r['gzip_bytes'] / 1e6:.2f} | "
+            f"{r['network_bytes'] / 1e6:.2f} | "
             f"{r['sparsity']:.1%} | {r['macs_per_pixel'] / 1e3:.1f} | {r['bpp']:.3f} | "
             f"{r['psnr']:.2f} | {r['ms_ssim']:.4f} | {pct(r['bd_rate_vs_float32'])} | "
             f"{r['bd_psnr_vs_float32']:+.2f} | {pct(r['bd_rate_vs_jpeg'])} | "

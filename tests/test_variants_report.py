@@ -28,27 +28,52 @@ def test_table_names_every_column():
            "bd_rate_vs_float32": 0.0, "bd_psnr_vs_float32": 0.0, "bd_rate_vs_jpeg": -21.3,
            "encode_ms": 60.0, "decode_ms": 120.0, "tflite_runtime_max_difference": 1,
            "default_quality": 75}
-    shipped = {**row, "variant": report.SHIPPED, "networks": "int8-dynamic",
-               "encode_ms": 40.0, "decode_ms": 50.0}
+    shipped = {**row, "variant": "int8-dynamic, QAT", "networks": "int8-dynamic",
+               "encode_ms": 40.0, "decode_ms": 50.0, "default": True}
     report.speed_against([row, shipped])
-    text = report.markdown({"images": 24, "machine": {"cpu": "x"}, "rows": [row]})
+    text = report.markdown({"images": 24, "machine": {"cpu": "x"}, "rows": [row, shipped]})
     assert "at quality 75, the benched quality nearest the default;" in text
     assert ("| float32 | float32 | 10.00 | 9.90 | 5.00 | 50.0% | 24.8 | 1.100 | 34.00 | "
             "0.9800 | +0.0% | +0.00 | -21.3% | 60 | 120 | 0.50x | 1 |") in text
+    assert "| int8-dynamic, QAT (default) | int8-dynamic | 10.00 |" in text
+    assert text.count("(default)") == 1
 
 
 def test_speed_is_against_the_shipped_networks_or_the_first_int8_dynamic_ones():
-    rows = [{"variant": v, "networks": n, "encode_ms": e, "decode_ms": d}
-            for v, n, e, d in (("float32", "float32", 100.0, 200.0),
-                               ("int8-dynamic, converted", "int8-dynamic", 50.0, 50.0),
-                               (report.SHIPPED, "int8-dynamic", 60.0, 60.0),
-                               ("fast", "int8-dynamic", 30.0, 30.0))]
+    rows = [{"variant": v, "networks": n, "encode_ms": e, "decode_ms": d, "default": s}
+            for v, n, e, d, s in (("float32", "float32", 100.0, 200.0, False),
+                                  ("int8-dynamic, converted", "int8-dynamic", 50.0, 50.0, False),
+                                  ("int8-dynamic, QAT", "int8-dynamic", 60.0, 60.0, True),
+                                  ("fast", "int8-dynamic", 30.0, 30.0, False))]
     report.speed_against(rows)
     assert [r["speedup_vs_default"] for r in rows] == pytest.approx([0.4, 1.2, 1.0, 2.0])
     report.speed_against(rows[:2] + rows[3:])
     assert rows[3]["speedup_vs_default"] == pytest.approx(100 / 60)
     report.speed_against(rows[:1])
     assert rows[0]["speedup_vs_default"] is None
+
+
+def test_the_default_row_is_found_by_its_networks_not_its_file(tmp_path):
+    """make quantize ships a stage's networks only where they win on held-out crops, so the
+    row marked default is the one whose networks are the build's aedge.aem's."""
+    import shutil
+
+    model = modelfile.read(registry.default_model())
+    shutil.copyfile(registry.default_model(), tmp_path / "aedge.aem")
+    shutil.copyfile(registry.default_model(), tmp_path / "aedge-dynamic-qat.aem")
+    manifest = {k: v for k, v in model.manifest.items() if k not in ("format", "format_version")}
+    networks = model.networks()
+    networks["g_s", "int8-dynamic"] = networks["g_s", "int8"]  # any other bytes
+    modelfile.write(tmp_path / "aedge-decoder.aem", manifest, networks, model.arrays)
+    rows = [{"file": f, "networks": n} for f, n in (("aedge-dynamic-qat.aem", "int8"),
+                                                    ("aedge-decoder.aem", "int8-dynamic"),
+                                                    ("aedge-dynamic-qat.aem", "int8-dynamic"),
+                                                    ("aedge-dynamic-qat.aem", "int8-dynamic"))]
+    report.mark_default(tmp_path, rows)
+    assert [r["default"] for r in rows] == [False, False, True, False]
+    (tmp_path / "aedge.aem").unlink()
+    report.mark_default(tmp_path, rows)
+    assert not any(r["default"] for r in rows)
 
 
 def test_student_widths_run_from_the_highest_resolution_down_in_both_chains():
@@ -103,9 +128,9 @@ def test_interleaved_timing_takes_turns_image_by_image():
 def test_rows_too_slow_to_take_turns_keep_the_sweeps_times(tmp_path):
     shipped = str(registry.default_model())
     rows = [{"variant": v, "file": shipped, "networks": n, "encode_ms": e, "decode_ms": d,
-             "default_quality": 75}
+             "default_quality": 75, "default": n == "int8-dynamic"}
             for v, n, e, d in (("int8", "int8", 60.0, 120.0),
-                               (report.SHIPPED, "int8-dynamic", 50.0, 60.0),
+                               ("int8-dynamic, QAT", "int8-dynamic", 50.0, 60.0),
                                ("int16x8", "int16x8", 2000.0, 3000.0))]
     report.speed_against(rows)
     from conftest import synthetic
