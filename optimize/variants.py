@@ -11,6 +11,9 @@ In the build folder (build/quantize):
     aedge-decoder.aem   the int8-dynamic networks chosen so far, their g_s fine-tuned alone for
                         PSNR and MS-SSIM (finetune.decibels); aedge-before-decoder.aem
                         without that, what it is compared with
+    aedge-joint.aem     then g_a, h_a and g_s together, on the rate-distortion loss with
+                        MS-SSIM in it (finetune.rate_distortion_msssim); aedge-before-joint.aem
+                        what it is compared with
     aedge.aem           the model to ship: the base with the better int8 and int8-dynamic
                         networks, and its int16x8 ones
     aedge-float32.aem   the float32 networks, which the shipped file leaves out for its size
@@ -171,6 +174,15 @@ def held_out_curve(path, variant, crops):
 @click.option("--msssim-weight", type=click.FloatRange(0), default=3.0, show_default=True,
               help="The weight of MS-SSIM's dB against PSNR's in that fine-tune (3 came nearer "
                    "float32 on held-out crops than 1, PSNR and MS-SSIM summed).")
+@click.option("--joint-steps", type=click.IntRange(0), default=1000, show_default=True,
+              help="Then the int8-dynamic g_a, h_a and g_s together, on the rate-distortion "
+                   "loss with MS-SSIM in it (--joint-msssim-weight), on crops of 256: files "
+                   "change, the model's identity does not. Ships if nearer float32 on "
+                   "held-out crops, PSNR and MS-SSIM BD-rates summed. 0: none.")
+@click.option("--joint-msssim-weight", type=click.FloatRange(0), default=0.7,
+              show_default=True,
+              help="In that fine-tune, the weight of MS-SSIM's dB against PSNR's in what the "
+                   "rate is traded for (finetune.rate_distortion_msssim).")
 @click.option("--qat-lr", type=float, default=5e-5, show_default=True,
               help="Adam learning rate of QAT (a tenth of it for the last fifth of the steps).")
 @click.option("--prune-lr", type=float, default=1e-4, show_default=True,
@@ -179,6 +191,8 @@ def held_out_curve(path, variant, crops):
               help="Adam learning rate of the student.")
 @click.option("--decoder-lr", type=float, default=3e-5, show_default=True,
               help="Adam learning rate of the g_s fine-tune.")
+@click.option("--joint-lr", type=float, default=3e-5, show_default=True,
+              help="Adam learning rate of the g_a, h_a and g_s fine-tune.")
 @click.option("--crop", type=click.IntRange(64), default=128, show_default=True,
               help="Side of the training crops, in pixels.")
 @click.option("--batch", type=click.IntRange(1), default=8, show_default=True,
@@ -186,8 +200,8 @@ def held_out_curve(path, variant, crops):
 @click.option("--fresh", is_flag=True, help="Fine-tune again even where weights exist.")
 @click.option("--ship", is_flag=True, help="Copy the chosen aedge.aem over the shipped model.")
 def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, distill, steps,
-         distill_steps, decoder_steps, msssim_weight, qat_lr, prune_lr, distill_lr, decoder_lr,
-         crop, batch, fresh, ship):
+         distill_steps, decoder_steps, msssim_weight, joint_steps, joint_msssim_weight, qat_lr,
+         prune_lr, distill_lr, decoder_lr, joint_lr, crop, batch, fresh, ship):
     """Build the device model files from WEIGHTS (make quantize)."""
     from aedge import modelfile
     from aedge.optimize import export
@@ -229,7 +243,8 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
             if not crops:
                 raise click.ClickException(
                     f"no held-out photo of {data_dir} is 256x256 or larger: nothing to choose "
-                    "the int8 networks on (--no-qat --no-dynamic-qat --decoder-steps 0)")
+                    "the int8 networks on (--no-qat --no-dynamic-qat --decoder-steps 0 "
+                    "--joint-steps 0)")
             held_out.update(crops=crops, float32=held_out_curve(reference, "float32", crops))
         curves = {key: held_out_curve(path, variant, held_out["crops"])
                   for key, path in ((plain, reference), (name, candidate))}
@@ -289,6 +304,9 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
                                    "quantization-aware training (rounding as XNNPACK's qd8)",
                                    round_as_dynamic, lambda codec: undo.pop()(), to_dynamic)
 
+    # The fine-tunes whose int8-dynamic networks were chosen, in order: each weights.npz holds
+    # all three networks, the last one the networks chosen so far.
+    lineage = ["dynamic-qat"] if tuned is not None else []
     if decoder_steps:
         from aedge.optimize import finetune
 
@@ -312,8 +330,40 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         record("decoder", path, notes)
         if nearer_float32("int8-dynamic", path, "before", "decoder", before, ("psnr", "ms_ssim")):
             networks = trained
+            lineage.append("decoder")
             # Plainly converted networks, where QAT did not come nearer, have no entry yet.
             chosen["int8-dynamic"] = f"{chosen.get('int8-dynamic', 'converted')}; {label}"
+
+    if joint_steps:
+        from aedge.optimize import finetune
+
+        # All three networks now, on the rate-distortion loss with MS-SSIM in it: the encoder
+        # moves bits to where MS-SSIM gains most, which g_s alone cannot.
+        before = out / "aedge-before-joint.aem"
+        write_variant(before, base, networks, {**chosen, "name": f"{base.name}-before-joint"})
+        start = equalize(teacher(), images)
+        if lineage:  # the trained codecs above may have learnt on after their networks won
+            _load_weights(start, out / lineage[-1] / "weights.npz")
+        codec, stage = _finetune(
+            out / "joint", start, data_dir, joint_steps, finetune.MS_SSIM_CROP, batch,
+            joint_lr, fresh, round_as_dynamic, lambda codec: undo.pop()(),
+            settings={"msssim_weight": joint_msssim_weight,
+                      "from": " + ".join(lineage) or "converted"},
+            loss=lambda codec, x: finetune.rate_distortion_msssim(codec, x,
+                                                                  joint_msssim_weight))
+        trained = {**networks, **{(p, "int8-dynamic"): to_dynamic(getattr(codec, p),
+                                                                   INPUT_CHANNELS[p])
+                                  for p in modelfile.NETWORKS}}
+        label = (f"g_a, h_a and g_s fine-tuned on rate + PSNR + {joint_msssim_weight:g} x "
+                 "MS-SSIM, in dB")
+        notes = {"name": f"{base.name}-joint", **stage,
+                 "int8-dynamic": f"{chosen.get('int8-dynamic', 'converted')}; {label}"}
+        path = out / "aedge-joint.aem"
+        write_variant(path, base, trained, dict(notes))
+        record("joint", path, notes)
+        if nearer_float32("int8-dynamic", path, "before", "joint", before, ("psnr", "ms_ssim")):
+            networks = trained
+            chosen["int8-dynamic"] = notes["int8-dynamic"]
 
     for sparsity in (s for s in sparsities if s > 0):
         from aedge.optimize import prune

@@ -37,7 +37,7 @@ def built(tmp_path_factory):
         str(ROOT / "models" / "hyper" / "weights.npz"),
         "--base", str(ROOT / "models" / "aedge.aem"),
         "--data", str(photos), "-o", str(out), "--steps", "6", "--distill-steps", "4",
-        "--decoder-steps", "3",
+        "--decoder-steps", "3", "--joint-steps", "2",
         "--crop", "64", "--batch", "2", "--prune", "0.5"])
     assert result.exit_code == 0, result.output
     assert _digest(ROOT / "models" / "aedge.aem") == shipped  # models/ only with --ship
@@ -95,6 +95,68 @@ def test_decoder_finetune_changes_only_the_int8_dynamic_g_s(built):
     choice = summary["int8_dynamic_decoder"]["bd_rate_vs_float32"]
     assert set(choice) == {"before", "decoder"}
     assert all(set(v) == {"psnr", "ms_ssim"} for v in choice.values())
+
+
+def test_joint_finetune_changes_only_the_int8_dynamic_networks(built):
+    from aedge import modelfile
+    joint = modelfile.read(built / "aedge-joint.aem")
+    before = modelfile.read(built / "aedge-before-joint.aem")
+    assert joint.identity == before.identity
+    for part, variant in before.networks():
+        changed = joint.network(part, variant) != before.network(part, variant)
+        assert changed == (variant == "int8-dynamic"), (part, variant)
+    summary = json.loads((built / "optimize.json").read_text())
+    stage = summary["models"]["joint"]
+    assert (stage["steps"], stage["crop"], stage["msssim_weight"]) == (2, 256, 0.7)
+    # It starts from the networks chosen so far: the QAT's, and the g_s fine-tune's if it won.
+    decoder = summary["int8_dynamic_decoder"]["bd_rate_vs_float32"]
+    decoder_won = sum(decoder["decoder"].values()) < sum(decoder["before"].values())
+    assert stage["from"] == ("dynamic-qat + decoder" if decoder_won else "dynamic-qat")
+    choice = summary["int8_dynamic_joint"]["bd_rate_vs_float32"]
+    assert set(choice) == {"before", "joint"}
+    assert all(set(v) == {"psnr", "ms_ssim"} for v in choice.values())
+    nearer = sum(choice["joint"].values()) < sum(choice["before"].values())
+    shipped = modelfile.read(built / "aedge.aem")
+    assert (shipped.network("g_a", "int8-dynamic") == joint.network("g_a", "int8-dynamic")) \
+        == nearer
+
+
+def test_rate_distortion_msssim_trades_rate_for_both_in_decibels():
+    """Its value is the plain loss's; its gradient is that of
+    lambda x MSE x (log MSE + w log(1 - MS-SSIM)) / (1 + w): MS-SSIM's dB weighed w times
+    PSNR's, a dB of the mix worth what a dB of PSNR was."""
+    from aedge.optimize.finetune import rate_distortion_msssim
+
+    x = tf.constant(np.stack([synthetic(176, 176, seed=s) for s in range(2)]) / 255,
+                    tf.float32)
+    gain = tf.Variable(0.9)
+
+    class Fake:
+        lambdas = (0.5, 0.5)
+
+        def __call__(self, inputs, training):
+            return inputs[0] * gain + 0.02, tf.fill([2], 1000.0) * gain
+
+    def terms(w):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(rate_distortion_msssim(Fake(), x, w)[0])
+        return loss.numpy(), tape.gradient(loss, gain).numpy()
+
+    with tf.GradientTape(persistent=True) as tape:
+        x_hat = x * gain + 0.02
+        mse = tf.reduce_mean(tf.square(x - x_hat), axis=(1, 2, 3)) * 255.0 ** 2
+        error = 1 - tf.image.ssim_multiscale(x, tf.clip_by_value(x_hat, 0.0, 1.0), 1.0)
+        bpp = tf.reduce_sum(1000.0 * gain / 176 ** 2 * tf.ones([2]))
+        each = [(mse[i], error[i]) for i in range(2)]
+    d_bpp = tape.gradient(bpp, gain).numpy()
+    d_mse, d_error = ([tape.gradient(pair[k], gain).numpy() for pair in each] for k in (0, 1))
+    mse, error = mse.numpy(), error.numpy()
+    for w in (0.0, 1.0, 3.0):
+        loss, grad = terms(w)
+        np.testing.assert_allclose(loss, bpp.numpy() + 0.5 * mse.sum(), rtol=1e-5)
+        want = d_bpp + 0.5 / (1 + w) * sum(d_mse[i] + w * mse[i] / error[i] * d_error[i]
+                                           for i in range(2))
+        np.testing.assert_allclose(grad, want, rtol=1e-4)
 
 
 def test_decoder_finetune_of_plainly_converted_networks(tmp_path_factory):
@@ -225,8 +287,9 @@ def test_every_variant_decodes_every_other(built):
     from aedge import modelfile
     floats = built / "aedge-float32.aem"
     files = sorted(set(built.glob("aedge*.aem")) - {floats})
-    # base, qat, dynamic-qat, before-decoder, decoder, sparse50, fast, and the one to ship
-    assert len(files) == 8
+    # base, qat, dynamic-qat, before-decoder, decoder, before-joint, joint, sparse50, fast,
+    # and the one to ship
+    assert len(files) == 10
     # The one to ship leaves its float32 networks to a file of their own.
     assert modelfile.read(built / "aedge.aem").variants == ("int8-dynamic", "int8", "int16x8")
     assert modelfile.read(floats).variants == ("float32",)
