@@ -30,6 +30,19 @@ def learning_rate(lr, steps):
     return keras.optimizers.schedules.PiecewiseConstantDecay([int(steps * 0.8)], [lr, lr / 10])
 
 
+def _both_errors(codec, x):
+    """(anchor, bpp, MSE in 255ths squared, 1 - MS-SSIM) per crop, at random anchors, as
+    training sees the codec."""
+    import tensorflow as tf
+
+    anchor = tf.random.uniform(tf.shape(x)[:1], 0, len(codec.lambdas), tf.int32)
+    x_hat, bits = codec((x, anchor), training=True)
+    bpp = bits / tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
+    mse = tf.reduce_mean(tf.square(x - x_hat), axis=(1, 2, 3)) * 255.0 ** 2
+    error = 1 - tf.image.ssim_multiscale(x, tf.clip_by_value(x_hat, 0.0, 1.0), 1.0)
+    return anchor, bpp, mse, error
+
+
 def decibels(codec, x, msssim_weight):
     """(-(PSNR + msssim_weight * MS-SSIM), bpp, mse) per crop, both qualities in dB
     (MS-SSIM as -10 log10(1 - MS-SSIM), as the bench compares it). For a fine-tune of g_s
@@ -38,13 +51,9 @@ def decibels(codec, x, msssim_weight):
     pixels (MS-SSIM's five scales)."""
     import tensorflow as tf
 
-    x_hat, bits = codec((x, tf.random.uniform(tf.shape(x)[:1], 0, len(codec.lambdas),
-                                              tf.int32)), training=True)
-    mse = tf.reduce_mean(tf.square(x - x_hat), axis=(1, 2, 3))
-    ms_ssim = tf.image.ssim_multiscale(x, tf.clip_by_value(x_hat, 0.0, 1.0), 1.0)
-    db = lambda error: -10 * tf.math.log(tf.maximum(error, 1e-10)) / np.log(10)
-    pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
-    return -(db(mse) + msssim_weight * db(1 - ms_ssim)), bits / pixels, mse * 255.0 ** 2
+    _, bpp, mse, error = _both_errors(codec, x)
+    db = lambda e: -10 * tf.math.log(tf.maximum(e, 1e-10)) / np.log(10)
+    return -(db(mse / 255.0 ** 2) + msssim_weight * db(error)), bpp, mse
 
 
 def rate_distortion_msssim(codec, x, msssim_weight):
@@ -59,12 +68,8 @@ def rate_distortion_msssim(codec, x, msssim_weight):
     w = 0, the plain loss. Crops of at least 176 pixels."""
     import tensorflow as tf
 
-    anchor = tf.random.uniform(tf.shape(x)[:1], 0, len(codec.lambdas), tf.int32)
-    x_hat, bits = codec((x, anchor), training=True)
-    bpp = bits / tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
-    mse = tf.reduce_mean(tf.square(x - x_hat), axis=(1, 2, 3)) * 255.0 ** 2
-    error = tf.maximum(
-        1 - tf.image.ssim_multiscale(x, tf.clip_by_value(x_hat, 0.0, 1.0), 1.0), 1e-8)
+    anchor, bpp, mse, error = _both_errors(codec, x)
+    error = tf.maximum(error, 1e-8)
     distortion = (mse + msssim_weight * tf.stop_gradient(mse / error) * error) / (
         1 + msssim_weight)
     return bpp + tf.gather(tf.constant(codec.lambdas), anchor) * distortion, bpp, mse

@@ -307,63 +307,55 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
     # The fine-tunes whose int8-dynamic networks were chosen, in order: each weights.npz holds
     # all three networks, the last one the networks chosen so far.
     lineage = ["dynamic-qat"] if tuned is not None else []
-    if decoder_steps:
-        from aedge.optimize import finetune
+    from aedge.optimize import finetune
 
-        # The int8-dynamic networks that won above; g_s alone learns, so no compressed file
-        # changes, only the pixels it decodes to.
-        before = out / "aedge-before-decoder.aem"
-        write_variant(before, base, networks, {**chosen, "name": f"{base.name}-before-decoder"})
-        codec, stage = _finetune(
-            out / "decoder", equalize(teacher(), images) if tuned is None else tuned, data_dir,
-            decoder_steps, finetune.MS_SSIM_CROP, batch, decoder_lr, fresh, round_as_dynamic,
-            lambda codec: undo.pop()(), parts=("g_s",),
-            settings={"msssim_weight": msssim_weight,
-                      "from": "converted" if tuned is None else "qat"},
-            loss=lambda codec, x: finetune.decibels(codec, x, msssim_weight))
-        trained = {**networks,
-                   ("g_s", "int8-dynamic"): to_dynamic(codec.g_s, INPUT_CHANNELS["g_s"])}
-        label = f"g_s fine-tuned for PSNR + {msssim_weight:g} x MS-SSIM, in dB"
-        notes = {"name": f"{base.name}-decoder", "int8-dynamic g_s": label, **stage}
-        path = out / "aedge-decoder.aem"
-        write_variant(path, base, trained, dict(notes))
-        record("decoder", path, notes)
-        if nearer_float32("int8-dynamic", path, "before", "decoder", before, ("psnr", "ms_ssim")):
-            networks = trained
-            lineage.append("decoder")
-            # Plainly converted networks, where QAT did not come nearer, have no entry yet.
-            chosen["int8-dynamic"] = f"{chosen.get('int8-dynamic', 'converted')}; {label}"
-
-    if joint_steps:
-        from aedge.optimize import finetune
-
-        # All three networks now, on the rate-distortion loss with MS-SSIM in it: the encoder
-        # moves bits to where MS-SSIM gains most, which g_s alone cannot.
-        before = out / "aedge-before-joint.aem"
-        write_variant(before, base, networks, {**chosen, "name": f"{base.name}-before-joint"})
+    def for_msssim_too(name, parts, steps, lr, settings, loss, label, notes_key):
+        """A fine-tune of the int8-dynamic networks chosen so far (`parts` of them learn) for
+        PSNR and MS-SSIM; its file, and aedge-before-<name>.aem; it ships if nearer float32
+        on held-out crops, the BD-rates on both summed."""
+        nonlocal networks
+        before = out / f"aedge-before-{name}.aem"
+        write_variant(before, base, networks, {**chosen, "name": f"{base.name}-before-{name}"})
         start = equalize(teacher(), images)
         if lineage:  # the trained codecs above may have learnt on after their networks won
             _load_weights(start, out / lineage[-1] / "weights.npz")
         codec, stage = _finetune(
-            out / "joint", start, data_dir, joint_steps, finetune.MS_SSIM_CROP, batch,
-            joint_lr, fresh, round_as_dynamic, lambda codec: undo.pop()(),
-            settings={"msssim_weight": joint_msssim_weight,
-                      "from": " + ".join(lineage) or "converted"},
-            loss=lambda codec, x: finetune.rate_distortion_msssim(codec, x,
-                                                                  joint_msssim_weight))
+            out / name, start, data_dir, steps, finetune.MS_SSIM_CROP, batch, lr, fresh,
+            round_as_dynamic, lambda codec: undo.pop()(), parts=parts, settings=settings,
+            loss=loss)
         trained = {**networks, **{(p, "int8-dynamic"): to_dynamic(getattr(codec, p),
                                                                    INPUT_CHANNELS[p])
-                                  for p in modelfile.NETWORKS}}
-        label = (f"g_a, h_a and g_s fine-tuned on rate + PSNR + {joint_msssim_weight:g} x "
-                 "MS-SSIM, in dB")
-        notes = {"name": f"{base.name}-joint", **stage,
-                 "int8-dynamic": f"{chosen.get('int8-dynamic', 'converted')}; {label}"}
-        path = out / "aedge-joint.aem"
+                                  for p in parts}}
+        # Plainly converted networks, where QAT did not come nearer, have no entry yet.
+        chain = f"{chosen.get('int8-dynamic', 'converted')}; {label}"
+        notes = {"name": f"{base.name}-{name}", **stage,
+                 notes_key: label if notes_key != "int8-dynamic" else chain}
+        path = out / f"aedge-{name}.aem"
         write_variant(path, base, trained, dict(notes))
-        record("joint", path, notes)
-        if nearer_float32("int8-dynamic", path, "before", "joint", before, ("psnr", "ms_ssim")):
+        record(name, path, notes)
+        if nearer_float32("int8-dynamic", path, "before", name, before, ("psnr", "ms_ssim")):
             networks = trained
-            chosen["int8-dynamic"] = notes["int8-dynamic"]
+            lineage.append(name)
+            chosen["int8-dynamic"] = chain
+
+    if decoder_steps:
+        # g_s alone learns, so no compressed file changes, only the pixels it decodes to.
+        for_msssim_too("decoder", ("g_s",), decoder_steps, decoder_lr,
+                       {"msssim_weight": msssim_weight,
+                        "from": "converted" if tuned is None else "qat"},
+                       lambda codec, x: finetune.decibels(codec, x, msssim_weight),
+                       f"g_s fine-tuned for PSNR + {msssim_weight:g} x MS-SSIM, in dB",
+                       "int8-dynamic g_s")
+    if joint_steps:
+        # All three networks now, on the rate-distortion loss with MS-SSIM in it: the encoder
+        # moves bits to where MS-SSIM gains most, which g_s alone cannot.
+        for_msssim_too("joint", modelfile.NETWORKS, joint_steps, joint_lr,
+                       {"msssim_weight": joint_msssim_weight,
+                        "from": " + ".join(lineage) or "converted"},
+                       lambda codec, x: finetune.rate_distortion_msssim(codec, x,
+                                                                        joint_msssim_weight),
+                       f"g_a, h_a and g_s fine-tuned on rate + PSNR + {joint_msssim_weight:g} "
+                       "x MS-SSIM, in dB", "int8-dynamic")
 
     for sparsity in (s for s in sparsities if s > 0):
         from aedge.optimize import prune
