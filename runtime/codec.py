@@ -212,19 +212,19 @@ class Codec:
         r0, r1, c0, c1 = grid.y_bounds(i, j)
         g = tiles.grown(*grid.z_bounds(i, j), H_S_MARGIN, *grid.z)
         z_q = tiles.gather(z_tiles, grid.z_tile, *g)
-        with clock("h_s"):
-            mean, index = self._hyper(z_q, quality)
         top, left = r0 - 4 * g[0], c0 - 4 * g[2]
-        crop = np.s_[top:top + r1 - r0, left:left + c1 - c0]
-        return mean[crop], index[crop]
+        with clock("h_s"):
+            return self._hyper(z_q, quality, (top, top + r1 - r0, left, left + c1 - c0))
 
-    def _hyper(self, z_q, quality):
-        """Integer h_s: (mean of y * gain, as float64, exact; scale index of each value)."""
+    def _hyper(self, z_q, quality, crop=None):
+        """Integer h_s: (mean of y * gain, as float64, exact; scale index of each value), of
+        the positions of y in crop (top, bottom, left, right), or of all."""
         arrays, row = self.model.arrays, quality - 1
         shift = hyper.GAIN_FRAC_BITS - hyper.ACT_FRAC_BITS
         a = hyper.shift_round(z_q * arrays["gain_z_inverse"][row], shift)
         # Integers held in float64, every value below 2**40: exact, as in h_s itself.
-        out = self.h_s.floats(np.clip(a, -hyper.ACT_LIMIT, hyper.ACT_LIMIT), self.threads)
+        out = self.h_s.floats(np.clip(a, -hyper.ACT_LIMIT, hyper.ACT_LIMIT), self.threads,
+                              crop)
         # Each step below is one pass, and exact: mu * gain_y is an integer below 2**53 and
         # the scale a power of two, so scaling the gain first changes no bit; likewise
         # ((l + c) * per_octave + 2**7) / 2**8 = l * (per_octave / 2**8) + (c * per_octave +

@@ -26,6 +26,9 @@ PRECISION = 16
 TOTAL = 1 << PRECISION
 STATE_LOW = 1 << 16  # lower bound of the state, and the state every lane starts from
 WORD_MASK = 0xFFFF
+# The compiled decoder finds a slot's symbol from the first symbol of its bucket of 2**6 slots
+# (_rans.c): a table small enough for the cache, and never more than 64 steps from there.
+COARSE_SHIFT = 6
 
 
 class CorruptStream(AedgeError):
@@ -74,6 +77,8 @@ class Tables:
         self._plain_starts = self.start.ravel()
         self._slots = None
         self._bits = None
+        self._packed = None
+        self._coarse = None
         self._row_offset = np.arange(len(freqs), dtype=np.int64) * width
 
     def __len__(self):
@@ -86,6 +91,21 @@ class Tables:
             flat = np.arange(self.freq.size, dtype=np.int32)
             self._slots = np.repeat(flat, self.freq.ravel())
         return self._slots
+
+    def packed(self):
+        """What the compiled loops read (_rans.c): start | (freq - 1) << 16 of every flat
+        symbol, 32 bits each, and for every table the symbol that holds the first slot of each
+        bucket of 2**COARSE_SHIFT slots. Built on first use."""
+        if self._packed is None:
+            # Padding (zero frequency) becomes a word nothing reads: no slot lies in it.
+            self._packed = ((self._plain_starts & WORD_MASK) |
+                            ((np.maximum(self._flat_freq, 1) - 1) << 16)).astype(np.uint32)
+            firsts = np.arange(0, TOTAL, 1 << COARSE_SHIFT)
+            ends = np.where(self.freq > 0, self.start + self.freq, TOTAL)
+            self._coarse = np.concatenate([
+                np.searchsorted(row, firsts, side="right") + k * self.freq.shape[1]
+                for k, row in enumerate(ends)]).astype(np.int32)
+        return self._packed, self._coarse
 
     def information_bits(self, symbols, table_index):
         """Ideal code length of the symbols, in bits."""
@@ -109,7 +129,8 @@ def _load_compiled():
             i64 = ctypes.c_int64
             lib.aedge_rans_encode.argtypes = [p, p, i64, i64, p, p, p]
             lib.aedge_rans_encode.restype = i64
-            lib.aedge_rans_decode.argtypes = [p, i64, p, p, p, p, i64, i64, p, p]
+            lib.aedge_rans_decode.argtypes = [p, i64, p, p, ctypes.c_int32, p, i64, i64, i64,
+                                              p, p]
             lib.aedge_rans_decode.restype = ctypes.c_int
             return lib
     return None
@@ -139,15 +160,17 @@ def encode(symbols, table_index, tables, lanes):
         raise ValueError("table index out of range")
     if len(symbols) and (symbols.min() < 0 or np.any(symbols >= tables.sizes[table_index])):
         raise ValueError("symbol out of its table's range")
-    freq = tables.freq[table_index, symbols]
-    start = tables.start[table_index, symbols]
     if _COMPILED is not None:
         n = len(symbols)
+        flat = table_index * tables.freq.shape[1] + symbols
         out = np.empty(2 * lanes + n, np.uint16)
         scratch = np.empty(max(n, 1), np.uint16)
-        count = _COMPILED.aedge_rans_encode(_ptr(freq), _ptr(start), n, lanes, _ptr(out),
-                                            _ptr(scratch), _ptr(np.empty(lanes, np.uint32)))
+        count = _COMPILED.aedge_rans_encode(_ptr(flat), _ptr(tables.packed()[0]), n, lanes,
+                                            _ptr(out), _ptr(scratch),
+                                            _ptr(np.empty(lanes, np.uint32)))
         return out[:count].astype("<u2", copy=False).tobytes()
+    freq = tables.freq[table_index, symbols]
+    start = tables.start[table_index, symbols]
     limit = freq << 16  # a state at or above its symbol's limit first gives out 16 bits
     x = np.full(lanes, STATE_LOW, dtype=np.int64)
     chunks = []
@@ -178,21 +201,23 @@ def decode(data, table_index, tables, lanes):
     x = words[0:2 * lanes:2].astype(np.int64) | (words[1:2 * lanes:2].astype(np.int64) << 16)
     if np.any(x < STATE_LOW):
         raise CorruptStream("entropy-coded data is corrupted")
-    keys = table_index << PRECISION
-    lut, freqs, plain = tables.slot_table(), tables._flat_freq, tables._plain_starts
     if len(table_index) and (table_index.min() < 0 or table_index.max() >= len(tables)):
         raise ValueError("table index out of range")
     if _COMPILED is not None:
-        flat = np.empty(len(table_index), np.int64)
+        packed, coarse = tables.packed()
+        symbols = np.empty(len(table_index), np.int64)
         words = np.ascontiguousarray(words, np.uint16)  # native order for C
         status = _COMPILED.aedge_rans_decode(
-            _ptr(words), len(words), _ptr(keys), _ptr(lut), _ptr(freqs), _ptr(plain),
-            len(table_index), lanes, _ptr(flat), _ptr(np.empty(lanes, np.uint32)))
+            _ptr(words), len(words), _ptr(table_index), _ptr(coarse), COARSE_SHIFT,
+            _ptr(packed), tables.freq.shape[1], len(table_index), lanes, _ptr(symbols),
+            _ptr(np.empty(lanes, np.uint32)))
         if status == -1:
             raise CorruptStream("entropy-coded data is truncated")
         if status != 0:
             raise CorruptStream("entropy-coded data is corrupted")
-        return flat - tables._row_offset[table_index]
+        return symbols
+    keys = table_index << PRECISION
+    lut, freqs, plain = tables.slot_table(), tables._flat_freq, tables._plain_starts
     words = words.astype(np.int64)
     pos = 2 * lanes
     # Everything that does not depend on the states is computed once, outside the loop: the

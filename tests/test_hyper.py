@@ -73,6 +73,30 @@ def test_threads_sharing_the_rows_give_the_same_integers(threads):
     np.testing.assert_array_equal(net.floats(a, threads), net.floats(a))
 
 
+@pytest.mark.parametrize("crop", [(0, 28, 0, 36), (0, 1, 0, 1), (27, 28, 35, 36), (5, 11, 3, 30),
+                                  (13, 14, 0, 36), (2, 26, 17, 18)])
+def test_a_crop_is_computed_alone_to_the_same_integers(crop):
+    # Two upsamplings, as the model's h_s: odd crop edges fall between the positions of a
+    # layer's input, and the crops touch every edge of the output, or none.
+    layers = [("conv1", 3, 4, "relu"), ("up", 3, 3, "relu"), ("up", 3, 5, None),
+              ("conv1", 1, 6, None)]
+    rng = np.random.default_rng(crop[0] + crop[3])
+    weights = random_weights(rng, layers, 3)
+    net = hyper.HyperSynthesis(layers, weights)
+    a = rng.integers(-3000, 3000, (7, 9, 3))
+    top, bottom, left, right = crop
+    whole = net.floats(a)
+    np.testing.assert_array_equal(net.floats(a, 2, crop), whole[top:bottom, left:right])
+    np.testing.assert_array_equal(net(a, 1, crop), reference(layers, weights, a)[
+        top:bottom, left:right])
+
+
+def test_a_crop_outside_the_output_is_refused():
+    net = hyper.HyperSynthesis(LAYERS, random_weights(np.random.default_rng(0), LAYERS, 3))
+    with pytest.raises(ValueError, match="outside"):
+        net.floats(np.zeros((3, 5, 3)), crop=(0, 7, 0, 4))
+
+
 def test_saturated_inputs_stay_exact():
     # The largest activations and weights the format allows: sums far beyond float32's 2**24.
     layers = [("conv1", 3, 2, None)]
