@@ -2,6 +2,10 @@
 
 Every codec runs in this process on the same decoded pixels; times are wall-clock per image
 after one warm-up, so interpreter set-up is not counted (a device keeps its codec loaded).
+Each time is the median of RUNS encodings and decodings in a row, and a codec's qualities take
+turns image by image: a host that slows for a moment changes no median, and one that slows
+for a minute slows every row of a codec a little, not a few rows a lot. The codecs do not take
+turns with each other: each runs warm, as on a device that does nothing else.
 SSIM is scikit-image's with the settings of Wang et al. 2004 (Gaussian window, sigma 1.5).
 """
 import io
@@ -35,6 +39,7 @@ PUBLISHED = {
                      (27.70, 29.36, 31.13, 32.95, 34.97, 36.91, 38.84, 40.63)),
 }
 SPLIT = ("networks", "h_s", "entropy")
+RUNS = 3  # timings per image and quality, of which the median counts
 IMAGE_SUFFIXES = {".png", ".bmp", ".tif", ".tiff", ".ppm", ".jpg", ".jpeg", ".webp"}
 
 
@@ -92,17 +97,20 @@ def _ssim():
         use_sample_covariance=False))
 
 
-def _measure(encode, decode, array, ssim, codec=None):
-    data, enc_ms = _timed(encode, array)
-    split = {f"encode_{k}_ms": v * 1e3 for k, v in codec.timings.items()} if codec else {}
-    decoded, dec_ms = _timed(decode, data)
-    if codec:
-        split.update({f"decode_{k}_ms": v * 1e3 for k, v in codec.timings.items()})
+def _measure(encode, decode, array, ssim, codec=None, runs=RUNS):
+    times = []
+    for _ in range(runs):
+        data, enc_ms = _timed(encode, array)
+        split = {f"encode_{k}_ms": v * 1e3 for k, v in codec.timings.items()} if codec else {}
+        decoded, dec_ms = _timed(decode, data)
+        if codec:
+            split.update({f"decode_{k}_ms": v * 1e3 for k, v in codec.timings.items()})
+        times.append({"encode_ms": enc_ms, "decode_ms": dec_ms, **split})
     h, w = array.shape[:2]
     return {"bytes": len(data), "bpp": metrics.bits_per_pixel(len(data), w, h),
             "psnr": metrics.psnr(array, decoded), "ssim": ssim(array, decoded),
-            "ms_ssim": metrics.ms_ssim(array, decoded), "encode_ms": enc_ms, "decode_ms": dec_ms,
-            **split}
+            "ms_ssim": metrics.ms_ssim(array, decoded),
+            **{k: float(np.median([t[k] for t in times])) for k in times[0]}}
 
 
 def interleaved(codecs, photos, qualities, runs=5):
@@ -128,8 +136,8 @@ def interleaved(codecs, photos, qualities, runs=5):
 
 
 def run(folder, qualities=None, codecs=("jpeg", "webp", "avif"), limit=None, variant=None,
-        progress=None, model=None):
-    """Returns the bench report as a dict (see summarise)."""
+        progress=None, model=None, runs=RUNS):
+    """Returns the bench report as a dict (see summarise); each time the median of `runs`."""
     # A file that cannot be read or measured is recorded, and the bench goes on without it.
     skipped = []
     photos = pictures(folder, limit, skipped)
@@ -142,7 +150,8 @@ def run(folder, qualities=None, codecs=("jpeg", "webp", "avif"), limit=None, var
     for fmt in codecs:
         configs += [(fmt, q, *_pillow_codec(fmt, q), None) for q in QUALITIES[fmt]]
     records = []
-    steps = [(c, p) for c in configs for p in photos]
+    steps = [(c, p) for name in dict.fromkeys(c[0] for c in configs)
+             for p in photos for c in configs if c[0] == name]
     with click.progressbar(steps, label="benchmarking", file=progress) as bar:
         warmed, failed = set(), set()
         for (name, q, encode, decode, timed), (image_name, array) in bar:
@@ -155,7 +164,7 @@ def run(folder, qualities=None, codecs=("jpeg", "webp", "avif"), limit=None, var
             if image_name in failed:
                 continue
             try:
-                measured = _measure(encode, decode, array, ssim, timed)
+                measured = _measure(encode, decode, array, ssim, timed, runs)
             except (ValueError, AedgeError) as e:  # one the metrics cannot take (MS-SSIM: 176 px)
                 failed.add(image_name)
                 skipped.append({"image": image_name, "reason": f"{name} q{q}: {e}"})

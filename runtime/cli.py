@@ -317,12 +317,14 @@ def _guard(run):
 @click.option("--codec", "codecs", type=click.Choice(sorted(bench.QUALITIES)), multiple=True,
               help="Codecs to compare with (repeatable; default: all).")
 @click.option("--limit", type=int, help="Only the first N images.")
+@click.option("--runs", type=click.IntRange(1, 100), default=bench.RUNS, show_default=True,
+              help="Encodings and decodings per image and quality; their median time counts.")
 @variant_options
-def bench_command(folder, output, qualities, model, codecs, limit, variant):
+def bench_command(folder, output, qualities, model, codecs, limit, runs, variant):
     """Compare aedge with JPEG, WebP and AVIF on a folder of images."""
     def work():
         report = bench.run(folder, qualities or None, codecs or tuple(bench.QUALITIES), limit,
-                           variant, progress=sys.stderr, model=model)
+                           variant, progress=sys.stderr, model=model, runs=runs)
         out = Path(output)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "bench.json", json.dumps(report, indent=1).encode(), force=True)

@@ -290,6 +290,23 @@ def test_bench_sweeps_qualities_and_reports_the_split(tmp_path):
                                                "bmshj2018-hyperprior", "mbt2018-mean"}
     table = (out / "bench.md").read_text()
     assert "Where aedge's time goes" in table and "| mbt2018-mean |" in table
+    # A codec's qualities take turns image by image; the codecs one after the other.
+    assert [(r["codec"], r["image"]) for r in report["records"]] == \
+        [("aedge", "p0.png")] * 3 + [("aedge", "p1.png")] * 3 + \
+        [("jpeg", "p0.png")] * 12 + [("jpeg", "p1.png")] * 12
+
+
+def test_bench_times_are_the_median_of_its_runs(monkeypatch):
+    from aedge import bench
+    from conftest import synthetic
+    scripted = iter([50.0, 7.0, 1.0, 9.0, 3.0, 8.0])  # encode, decode, encode, ...
+
+    def timed(fn, *args):
+        return fn(*args), next(scripted)
+    monkeypatch.setattr(bench, "_timed", timed)
+    encode, decode = bench._pillow_codec("jpeg", 75)
+    measured = bench._measure(encode, decode, synthetic(176, 192), lambda a, b: 0.0)
+    assert (measured["encode_ms"], measured["decode_ms"]) == (3.0, 8.0)
 
 
 def test_bench_records_a_bad_file_and_goes_on(tmp_path):
