@@ -161,7 +161,9 @@ class Codec:
         coded = []
         for i, j in grid.steps():
             mean, index = self._tile_hyper(z_tiles, grid, i, j, quality, clock)
-            q = np.rint(y_tiles(i, j) * gains["gain_y"] - mean).astype(np.int64)
+            q = y_tiles(i, j) * gains["gain_y"]  # in place from here: a million values
+            q -= mean
+            q = np.rint(q, out=q).astype(np.int64)
             with clock("entropy"):
                 coded.append({"z": self.z_model.compress(z_tiles(i, j)),
                               "y": self.y_model.compress(q, index)})
@@ -266,7 +268,9 @@ class Codec:
 
         def y_hat_tile(i, j):
             index, q, mean = self._y_tile(file, grid, z_tiles, i, j, clock)
-            return ((q + mean) * gains["gain_y_inverse"]).astype(np.float32)
+            y_hat = np.add(q, mean)
+            y_hat *= gains["gain_y_inverse"]
+            return y_hat.astype(np.float32)
 
         y_tiles = grid.window(y_hat_tile)
         band_height = grid.tile * STRIDE

@@ -35,18 +35,24 @@ class _Coder:
         self.escape = self.tables.sizes - 1
 
     def _encode(self, values, index):
-        if len(values) and np.abs(values).max() >= ESCAPE_LIMIT:
-            raise AedgeError("a latent value is too large to code (the networks went astray)")
+        """index: each value's table, every one a table of this model (the callers make them
+        so); values: int64."""
+        index = np.asarray(index, np.int64)
         symbols = values - self.offsets[index]
         escape = self.escape[index]
         outside = (symbols < 0) | (symbols >= escape)
-        symbols = np.where(outside, escape, symbols)
-        bits = self.tables.information_bits(symbols, index)
+        np.copyto(symbols, escape, where=outside)
+        escaped = values[outside]
+        # Only an escaped value can be that large (int64's least value has no absolute value).
+        if len(escaped) and (escaped.max() >= ESCAPE_LIMIT or escaped.min() <= -ESCAPE_LIMIT):
+            raise AedgeError("a latent value is too large to code (the networks went astray)")
+        flat = self.tables.flat(symbols, index)
+        bits = self.tables.flat_information_bits(flat)
         lanes = int(np.clip(max(bits / 8 / BYTES_PER_LANE, len(symbols) / SYMBOLS_PER_LANE), 1,
                             MAX_LANES))
         lanes = max(1, min(lanes, len(symbols)), -(-len(symbols) // MAX_SYMBOLS_PER_LANE))
-        stream = rans.encode(symbols, index, self.tables, lanes)
-        return Coded(lanes, stream, pack_varints(int(v) for v in values[outside]))
+        stream = rans.encode_flat(flat, self.tables, lanes)
+        return Coded(lanes, stream, pack_varints(int(v) for v in escaped))
 
     def _decode(self, coded, index):
         if coded.lanes > max(len(index), 1):
@@ -55,14 +61,14 @@ class _Coder:
             raise AedgeError("corrupted aedge file (too few rANS lanes for its symbols)")
         symbols = rans.decode(coded.stream, index, self.tables, coded.lanes)
         escapes = unpack_varints(coded.escapes, limit=len(index))
-        outside = symbols == self.escape[index]
-        if int(outside.sum()) != len(escapes):
+        outside = symbols == self.escape.take(index)
+        if np.count_nonzero(outside) != len(escapes):
             raise AedgeError("corrupted aedge file (escape count mismatch)")
         if escapes and max(abs(v) for v in escapes) >= ESCAPE_LIMIT:
             raise AedgeError("corrupted aedge file (escape value out of range)")
-        values = symbols + self.offsets[index]
-        values[outside] = escapes
-        return values
+        symbols += self.offsets.take(index)  # now the values
+        symbols[outside] = escapes
+        return symbols
 
 
 class EntropyBottleneck(_Coder):
@@ -73,7 +79,7 @@ class EntropyBottleneck(_Coder):
         h, w, c = q.shape
         if c != len(self.offsets):
             raise AedgeError(f"latent has {c} channels, the entropy model {len(self.offsets)}")
-        return self._encode(q.transpose(2, 0, 1).ravel().astype(np.int64), self._index(h, w))
+        return self._encode(q.transpose(2, 0, 1).astype(np.int64).ravel(), self._index(h, w))
 
     def decompress(self, coded, shape):
         h, w = shape
@@ -95,12 +101,13 @@ class GaussianConditional(_Coder):
         self.skip = skip
 
     def compress(self, q, indexes):
-        coded = indexes.ravel() >= self.skip
-        return self._encode(q.ravel()[coded].astype(np.int64), indexes.ravel()[coded])
+        coded = np.flatnonzero(indexes.ravel() >= self.skip)
+        return self._encode(q.ravel().astype(np.int64, copy=False).take(coded),
+                            indexes.ravel().take(coded))
 
     def decompress(self, coded, indexes):
         flat = indexes.ravel()
-        mask = flat >= self.skip
+        coded_at = np.flatnonzero(flat >= self.skip)
         q = np.zeros(flat.shape, np.int64)
-        q[mask] = self._decode(coded, flat[mask])
+        q[coded_at] = self._decode(coded, flat.take(coded_at))
         return q.reshape(indexes.shape)

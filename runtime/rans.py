@@ -107,12 +107,19 @@ class Tables:
                 for k, row in enumerate(ends)]).astype(np.int32)
         return self._packed, self._coarse
 
+    def flat(self, symbols, table_index):
+        """Each symbol's index in the tables' flat arrays."""
+        return table_index * self.freq.shape[1] + symbols
+
     def information_bits(self, symbols, table_index):
         """Ideal code length of the symbols, in bits."""
+        return self.flat_information_bits(self.flat(symbols, table_index))
+
+    def flat_information_bits(self, flat):
         if self._bits is None:  # each symbol's cost, once: a gather instead of a logarithm
             with np.errstate(divide="ignore"):
                 self._bits = (PRECISION - np.log2(self.freq)).ravel()
-        return float(np.sum(self._bits.take(table_index * self.freq.shape[1] + symbols)))
+        return float(np.sum(self._bits.take(flat)))
 
 
 def _load_compiled():
@@ -154,28 +161,36 @@ def encode(symbols, table_index, tables, lanes):
     table_index = np.asarray(table_index, dtype=np.int64).ravel()
     if symbols.shape != table_index.shape:
         raise ValueError("symbols and table_index differ in length")
-    if not 1 <= lanes <= 0xFFFF:
-        raise ValueError("lanes must be in 1..65535")
     if len(symbols) and (table_index.min() < 0 or table_index.max() >= len(tables)):
         raise ValueError("table index out of range")
     if len(symbols) and (symbols.min() < 0 or np.any(symbols >= tables.sizes[table_index])):
         raise ValueError("symbol out of its table's range")
+    return encode_flat(tables.flat(symbols, table_index), tables, lanes)
+
+
+def encode_flat(flat, tables, lanes):
+    """encode, for symbols given as flat indexes (Tables.flat) that their caller has checked:
+    each a symbol of its table. Only what keeps the loops inside the tables is checked here."""
+    flat = np.asarray(flat, dtype=np.int64).ravel()
+    if not 1 <= lanes <= 0xFFFF:
+        raise ValueError("lanes must be in 1..65535")
+    if len(flat) and (flat.min() < 0 or flat.max() >= tables.freq.size):
+        raise ValueError("symbol out of the tables")
     if _COMPILED is not None:
-        n = len(symbols)
-        flat = table_index * tables.freq.shape[1] + symbols
+        n = len(flat)
         out = np.empty(2 * lanes + n, np.uint16)
         scratch = np.empty(max(n, 1), np.uint16)
         count = _COMPILED.aedge_rans_encode(_ptr(flat), _ptr(tables.packed()[0]), n, lanes,
                                             _ptr(out), _ptr(scratch),
                                             _ptr(np.empty(lanes, np.uint32)))
         return out[:count].astype("<u2", copy=False).tobytes()
-    freq = tables.freq[table_index, symbols]
-    start = tables.start[table_index, symbols]
+    freq = tables._flat_freq.take(flat)
+    start = tables._plain_starts.take(flat)
     limit = freq << 16  # a state at or above its symbol's limit first gives out 16 bits
     x = np.full(lanes, STATE_LOW, dtype=np.int64)
     chunks = []
-    for first in range((len(symbols) - 1) // lanes * lanes, -1, -lanes):
-        n = min(lanes, len(symbols) - first)
+    for first in range((len(flat) - 1) // lanes * lanes, -1, -lanes):
+        n = min(lanes, len(flat) - first)
         xs = x if n == lanes else x[:n]
         emit = xs >= limit[first:first + n]
         if emit.any():
