@@ -38,6 +38,8 @@ class _Coder:
         """index: each value's table, every one a table of this model (the callers make them
         so); values: int64."""
         index = np.asarray(index, np.int64)
+        if len(index) and (index.min() < 0 or index.max() >= len(self.offsets)):
+            raise ValueError("table index out of range")
         symbols = values - self.offsets[index]
         escape = self.escape[index]
         outside = (symbols < 0) | (symbols >= escape)
@@ -79,7 +81,8 @@ class EntropyBottleneck(_Coder):
         h, w, c = q.shape
         if c != len(self.offsets):
             raise AedgeError(f"latent has {c} channels, the entropy model {len(self.offsets)}")
-        return self._encode(q.transpose(2, 0, 1).astype(np.int64).ravel(), self._index(h, w))
+        return self._encode(np.ascontiguousarray(q.transpose(2, 0, 1), np.int64).ravel(),
+                            self._index(h, w))
 
     def decompress(self, coded, shape):
         h, w = shape

@@ -27,7 +27,7 @@ TOTAL = 1 << PRECISION
 STATE_LOW = 1 << 16  # lower bound of the state, and the state every lane starts from
 WORD_MASK = 0xFFFF
 # The compiled decoder finds a slot's symbol from the first symbol of its bucket of 2**6 slots
-# (_rans.c): a table small enough for the cache, and never more than 64 steps from there.
+# (_rans.c): a table small enough for the cache, and at most 63 steps on from there.
 COARSE_SHIFT = 6
 
 
@@ -98,14 +98,16 @@ class Tables:
         bucket of 2**COARSE_SHIFT slots. Built on first use."""
         if self._packed is None:
             # Padding (zero frequency) becomes a word nothing reads: no slot lies in it.
-            self._packed = ((self._plain_starts & WORD_MASK) |
-                            ((np.maximum(self._flat_freq, 1) - 1) << 16)).astype(np.uint32)
+            packed = ((self._plain_starts & WORD_MASK) |
+                      ((np.maximum(self._flat_freq, 1) - 1) << 16)).astype(np.uint32)
             firsts = np.arange(0, TOTAL, 1 << COARSE_SHIFT)
             ends = np.where(self.freq > 0, self.start + self.freq, TOTAL)
-            self._coarse = np.concatenate([
+            coarse = np.concatenate([
                 np.searchsorted(row, firsts, side="right") + k * self.freq.shape[1]
                 for k, row in enumerate(ends)]).astype(np.int32)
-        return self._packed, self._coarse
+            # One assignment: a codec shared by threads may ask for both at once.
+            self._packed = packed, coarse
+        return self._packed
 
     def flat(self, symbols, table_index):
         """Each symbol's index in the tables' flat arrays."""
@@ -170,7 +172,8 @@ def encode(symbols, table_index, tables, lanes):
 
 def encode_flat(flat, tables, lanes):
     """encode, for symbols given as flat indexes (Tables.flat) that their caller has checked:
-    each a symbol of its table. Only what keeps the loops inside the tables is checked here."""
+    each a symbol of its table (one past a table's end would make a stream that does not
+    decode). Only what keeps the loops inside the tables' memory is checked here."""
     flat = np.asarray(flat, dtype=np.int64).ravel()
     if not 1 <= lanes <= 0xFFFF:
         raise ValueError("lanes must be in 1..65535")

@@ -61,6 +61,37 @@ def draw(rng, tables, table_index):
     return np.array([rng.choice(tables.sizes[t], p=p[t, :tables.sizes[t]]) for t in table_index])
 
 
+def test_both_loops_agree_on_long_walks_and_one_symbol_tables(loops):
+    # The compiled decoder walks from the first symbol of a bucket of 64 slots: tables of
+    # frequency-1 symbols walk the longest (63 steps); a one-symbol table has frequency 2**16.
+    if COMPILED is None:
+        pytest.skip("the compiled rANS loops are not built here")
+    ones = np.ones(rans.TOTAL, np.int64)
+    rare = np.concatenate([[rans.TOTAL - 300], np.ones(300, np.int64)])
+    tables = rans.Tables([[rans.TOTAL], [1, rans.TOTAL - 1], [rans.TOTAL - 1, 1], ones, rare])
+    rng = np.random.default_rng(0)
+    table_index = rng.integers(0, 5, 20000)
+    symbols = (rng.random(20000) * tables.sizes[table_index]).astype(np.int64)
+    try:
+        outcomes = {}
+        for name, lib in (("numpy", None), ("compiled", COMPILED)):
+            rans._COMPILED = lib
+            stream = rans.encode(symbols, table_index, tables, 37)
+            broken = bytearray(stream)
+            broken[200] ^= 0x5A
+            decoded = []
+            for data in (stream, bytes(broken), stream[:-2]):
+                try:
+                    decoded.append(rans.decode(data, table_index, tables, 37).tolist())
+                except rans.CorruptStream as e:
+                    decoded.append(str(e))
+            outcomes[name] = stream, decoded
+        assert outcomes["numpy"] == outcomes["compiled"]
+        assert outcomes["numpy"][1][0] == symbols.tolist()
+    finally:
+        rans._COMPILED = COMPILED if loops == "compiled" else None
+
+
 def sample(seed, n_tables, count):
     """Random tables, and symbols drawn from them: (tables, table_index, symbols)."""
     rng = np.random.default_rng(seed)
