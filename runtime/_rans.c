@@ -53,8 +53,8 @@ EXPORT int64_t aedge_rans_encode(const int64_t *flat, const uint32_t *packed, in
 /* The inverse: symbols_out[i] gets symbol i of table table[i]. A slot is found in two steps:
    coarse[table << (16 - shift) | slot >> shift] is the flat symbol holding the first slot of
    its bucket, and the symbols after it are walked until one holds the slot: fewer than
-   2**shift steps, seldom more than one. A full table of 2**16 slots per table would take 42 MB for a
-   model and miss the cache on almost every symbol.
+   2**shift steps, seldom more than one. A full table of 2**16 slots per table would take
+   42 MB for a model and miss the cache on almost every symbol.
    Returns 0, or -1 (truncated) or -2 (the states did not come back to the start, or words
    were left over). */
 EXPORT int aedge_rans_decode(const uint16_t *words, int64_t nwords, const int64_t *table,

@@ -127,14 +127,11 @@ class HyperSynthesis:
         return plan[::-1]
 
     def _floats(self, a, plan, crop, threads):
-        reads = plan[0][0]
-        a = a[reads[0]:reads[1], reads[2]:reads[3]]
-        wanted = None
+        wanted = (0, a.shape[0], 0, a.shape[1])  # the rows and columns `a` holds
         for (kind, k, out, act), (kernel, bias_half, scale), (reads, computes) in zip(
                 self.layers, self.weights, plan):
-            if wanted is not None:  # the previous layer's outputs this one reads
-                a = a[reads[0] - wanted[0]:reads[1] - wanted[0],
-                      reads[2] - wanted[2]:reads[3] - wanted[2]]
+            a = a[reads[0] - wanted[0]:reads[1] - wanted[0],
+                  reads[2] - wanted[2]:reads[3] - wanted[2]]
             # As one (positions, k*k*cin) matrix: numpy multiplies an (h, w, n) array row by
             # row of h, three to four times slower here; any order of the sum is exact. Zero
             # padding at the edges of what is read is right where they are the input's edges,

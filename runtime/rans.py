@@ -93,21 +93,25 @@ class Tables:
         return self._slots
 
     def packed(self):
-        """What the compiled loops read (_rans.c): start | (freq - 1) << 16 of every flat
-        symbol, 32 bits each, and for every table the symbol that holds the first slot of each
-        bucket of 2**COARSE_SHIFT slots. Built on first use."""
+        """What both compiled loops read (_rans.c): start | (freq - 1) << 16 of every flat
+        symbol, 32 bits each. Built on first use."""
         if self._packed is None:
             # Padding (zero frequency) becomes a word nothing reads: no slot lies in it.
-            packed = ((self._plain_starts & WORD_MASK) |
-                      ((np.maximum(self._flat_freq, 1) - 1) << 16)).astype(np.uint32)
+            self._packed = ((self._plain_starts & WORD_MASK) |
+                            ((np.maximum(self._flat_freq, 1) - 1) << 16)).astype(np.uint32)
+        return self._packed
+
+    def coarse(self):
+        """What the compiled decoder reads besides: for every table, the flat symbol that
+        holds the first slot of each bucket of 2**COARSE_SHIFT slots. Built on first use, by
+        decoding only."""
+        if self._coarse is None:
             firsts = np.arange(0, TOTAL, 1 << COARSE_SHIFT)
             ends = np.where(self.freq > 0, self.start + self.freq, TOTAL)
-            coarse = np.concatenate([
+            self._coarse = np.concatenate([
                 np.searchsorted(row, firsts, side="right") + k * self.freq.shape[1]
                 for k, row in enumerate(ends)]).astype(np.int32)
-            # One assignment: a codec shared by threads may ask for both at once.
-            self._packed = packed, coarse
-        return self._packed
+        return self._coarse
 
     def flat(self, symbols, table_index):
         """Each symbol's index in the tables' flat arrays."""
@@ -183,7 +187,7 @@ def encode_flat(flat, tables, lanes):
         n = len(flat)
         out = np.empty(2 * lanes + n, np.uint16)
         scratch = np.empty(max(n, 1), np.uint16)
-        count = _COMPILED.aedge_rans_encode(_ptr(flat), _ptr(tables.packed()[0]), n, lanes,
+        count = _COMPILED.aedge_rans_encode(_ptr(flat), _ptr(tables.packed()), n, lanes,
                                             _ptr(out), _ptr(scratch),
                                             _ptr(np.empty(lanes, np.uint32)))
         return out[:count].astype("<u2", copy=False).tobytes()
@@ -222,7 +226,7 @@ def decode(data, table_index, tables, lanes):
     if len(table_index) and (table_index.min() < 0 or table_index.max() >= len(tables)):
         raise ValueError("table index out of range")
     if _COMPILED is not None:
-        packed, coarse = tables.packed()
+        packed, coarse = tables.packed(), tables.coarse()
         symbols = np.empty(len(table_index), np.int64)
         words = np.ascontiguousarray(words, np.uint16)  # native order for C
         status = _COMPILED.aedge_rans_decode(
