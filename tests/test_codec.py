@@ -308,6 +308,22 @@ def test_blocks_give_what_one_call_gives(variant, monkeypatch):
     _same(blocked, _coded(codec, image))
 
 
+@pytest.mark.parametrize("margin, smaller", [("G_A_MARGIN", 0), ("H_A_MARGIN", 0),
+                                             ("G_S_MARGIN", 1)])
+def test_the_margins_are_the_smallest_that_give_it(margin, smaller, monkeypatch):
+    """One step less of any margin (h_a's steps are whole positions of z, 4 latents of y) and
+    the blocks no longer give what one call gives: the margins waste nothing."""
+    from aedge import codec as codec_module
+    from aedge import tiles
+    codec = aedge.load(variant="int8")
+    image = synthetic(150, 300, seed=4)
+    monkeypatch.setattr(codec_module, margin, smaller)
+    blocked = _coded(codec, image)
+    monkeypatch.setattr(tiles, "blocks", lambda r0, r1, c0, c1, size: [(r0, r1, c0, c1)])
+    with pytest.raises(AssertionError):
+        _same(blocked, _coded(codec, image))
+
+
 def bitstream_tiles(data):
     from aedge import bitstream
     return bitstream.parse(data).tiles
