@@ -94,7 +94,8 @@ def card(model, report):
     if points:
         lines += [f"## `{Path(report['folder']).name}` ({points[0]['images']} images, "
                   f"{report['variant']} networks, "
-                  f"{report['machine']['cores']} cores)", "",
+                  f"{report['machine']['cores']} cores of "
+                  f"{report['machine'].get('cpu', 'an unnamed CPU')})", "",
                   "| quality | bpp | PSNR dB | SSIM | MS-SSIM | encode ms | decode ms |",
                   "|---|---|---|---|---|---|---|"]
         lines += [f"| {p['q']} | {p['bpp']:.3f} | {p['psnr']:.2f} | {p['ssim']:.4f} | "

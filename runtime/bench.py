@@ -254,7 +254,8 @@ def _machine():
 
 def markdown(report):
     lines = [f"Means over {report['images']} images of `{report['folder']}`; aedge networks: "
-             f"{report['variant']}; {report['machine']['cores']} cores.", "",
+             f"{report['variant']}; {report['machine']['cores']} cores of "
+             f"{report['machine'].get('cpu', 'an unnamed CPU')}.", "",
              "| codec | q | bpp | PSNR dB | SSIM | MS-SSIM | encode ms | decode ms |",
              "|---|---|---|---|---|---|---|---|"]
     for s in report["summary"]:

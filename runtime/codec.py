@@ -164,7 +164,10 @@ class Codec:
                               .astype(np.int64))
         coded = []
         for i, j in grid.steps():
-            q, index = self._tile_hyper(z_tiles, grid, i, j, quality, clock, y_tiles(i, j))
+            mean, index = self._tile_hyper(z_tiles, grid, i, j, quality, clock)
+            q = y_tiles(i, j) * gains["gain_y"]  # in place from here: a million values
+            q -= mean
+            q = np.rint(q, out=q).astype(np.int64)
             with clock("entropy"):
                 coded.append({"z": self.z_model.compress(z_tiles(i, j)),
                               "y": self.y_model.compress(q, index)})
@@ -210,61 +213,39 @@ class Codec:
             raise AedgeError(f"the encoder network of {self.model.name} gave non-finite values")
         return out
 
-    def _tile_hyper(self, z_tiles, grid, i, j, quality, clock, y=None):
-        """Mean (or, given y, q) and scale index of tile (i, j)'s y, from the z_q tiles around
-        it."""
+    def _tile_hyper(self, z_tiles, grid, i, j, quality, clock):
+        """Mean and scale index of tile (i, j)'s y, from the z_q tiles around it."""
         r0, r1, c0, c1 = grid.y_bounds(i, j)
         g = tiles.grown(*grid.z_bounds(i, j), H_S_MARGIN, *grid.z)
         z_q = tiles.gather(z_tiles, grid.z_tile, *g)
         top, left = r0 - 4 * g[0], c0 - 4 * g[2]
         with clock("h_s"):
-            return self._hyper(z_q, quality, (top, top + r1 - r0, left, left + c1 - c0), y)
+            return self._hyper(z_q, quality, (top, top + r1 - r0, left, left + c1 - c0))
 
-    def _hyper(self, z_q, quality, crop=None, y=None):
+    def _hyper(self, z_q, quality, crop=None):
         """Integer h_s: (mean of y * gain, as float64, exact; scale index of each value), of
-        the positions of y in crop (top, bottom, left, right), or of all. Given y there (the
-        encoder's), q = round(y * gain - mean) in place of the mean, as int64."""
+        the positions of y in crop (top, bottom, left, right), or of all."""
         arrays, row = self.model.arrays, quality - 1
         shift = hyper.GAIN_FRAC_BITS - hyper.ACT_FRAC_BITS
         a = hyper.shift_round(z_q * arrays["gain_z_inverse"][row], shift)
-        up = self.h_s.upsampling
-        top, bottom, left, right = crop or (0, z_q.shape[0] * up, 0, z_q.shape[1] * up)
-        shape = (bottom - top, right - left, self.m)
-        mean = np.empty(shape, np.int64 if y is not None else np.float64)  # or q
-        index = np.empty(shape, np.int64)
-        # Each step below is exact: mu * gain_y is an integer below 2**53 and the scale a
-        # power of two, so scaling the gain first changes no bit; likewise ((l + c) *
-        # per_octave + 2**7) / 2**8 = l * (per_octave / 2**8) + (c * per_octave + 2**7) / 2**8,
-        # every term a multiple of 2**-8 well below 2**45. Clipped to the tables first, the
-        # index is not negative, so truncating it to an integer is its floor.
-        gain = arrays["gain_y"][row] * 2.0 ** -(hyper.ACT_FRAC_BITS + hyper.GAIN_FRAC_BITS)
+        # Integers held in float64, every value below 2**40: exact, as in h_s itself.
+        out = self.h_s.floats(np.clip(a, -hyper.ACT_LIMIT, hyper.ACT_LIMIT), self.threads,
+                              crop)
+        # Each step below is one pass, and exact: mu * gain_y is an integer below 2**53 and
+        # the scale a power of two, so scaling the gain first changes no bit; likewise
+        # ((l + c) * per_octave + 2**7) / 2**8 = l * (per_octave / 2**8) + (c * per_octave +
+        # 2**7) / 2**8, every term a multiple of 2**-8 well below 2**45.
+        unit = 2.0 ** -(hyper.ACT_FRAC_BITS + hyper.GAIN_FRAC_BITS)
+        mean = out[..., :self.m] * (arrays["gain_y"][row] * unit)
         half, step = 1 << (hyper.ACT_FRAC_BITS - 1), 1.0 / (1 << hyper.ACT_FRAC_BITS)
-        per_step = self.per_octave * step
         offset = ((arrays["log2_gain_y"][row] - self.log2_scale_min) * self.per_octave
                   + half) * step
-        largest = len(self.y_model.offsets) - 1
-        means, indexes = mean.reshape(-1, self.m), index.reshape(-1, self.m)
-        if y is not None:
-            ys, gain_y = y.reshape(-1, self.m), self._gains(quality)["gain_y"]
-
-        def finish(out, first):
-            end = first + len(out)
-            if y is None:
-                np.multiply(out[:, :self.m], gain, out=means[first:end])
-            else:
-                mu = np.multiply(out[:, :self.m], gain, out=out[:, :self.m])
-                q = ys[first:end] * gain_y
-                q -= mu
-                means[first:end] = np.rint(q, out=q)
-            log2_scale = out[:, self.m:]
-            log2_scale *= per_step
-            log2_scale += offset
-            np.clip(log2_scale, 0, largest, out=log2_scale)
-            indexes[first:end] = log2_scale
-        # Integers held in float64, every value below 2**40: exact, as in h_s itself.
-        self.h_s.floats(np.clip(a, -hyper.ACT_LIMIT, hyper.ACT_LIMIT), self.threads, crop,
-                        finish)
-        return mean, index
+        log2_scale = out[..., self.m:]
+        log2_scale *= self.per_octave * step
+        log2_scale += offset
+        index = np.floor(log2_scale, out=log2_scale)
+        np.clip(index, 0, len(self.y_model.offsets) - 1, out=index)
+        return mean, index.astype(np.int64)
 
     # --- decompress -----------------------------------------------------------------------
 

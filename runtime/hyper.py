@@ -82,16 +82,12 @@ class HyperSynthesis:
         crop=(top, bottom, left, right), only those rows and columns of it."""
         return self.floats(a, threads, crop).astype(np.int64)
 
-    def floats(self, a, threads=1, crop=None, finish=None):
+    def floats(self, a, threads=1, crop=None):
         """The same integers, left in float64 (exact): the caller's next steps are exact in
         float64 too, and converting the largest array of h_s costs as much as a layer.
         threads: how many threads share each layer's rows. crop: as in __call__; each layer
         then computes only what the crop depends on, the same integers as the whole output
-        has there. finish(rows, first), if given, takes the output instead, a share at a
-        time: rows (positions, channels) are the crop's positions from `first` on, in raster
-        order, theirs to change; each share is finished on the thread that computed it,
-        while it is in that core's cache (on a Kodak image the codec's steps after h_s took
-        3.7 ms on the whole output, as long as h_s itself). Then nothing is returned."""
+        has there."""
         # One BLAS thread: OpenBLAS's workers spin for a while after each product (numpy's
         # wheels bundle it), on the cores that the networks' XNNPACK threads run on next.
         # Measured on a Kodak image here: g_s 76-94 ms after h_s with two BLAS threads,
@@ -107,7 +103,7 @@ class HyperSynthesis:
             up = self.upsampling
             crop = crop or (0, a.shape[0] * up, 0, a.shape[1] * up)
             return self._floats(a, self._plan(crop, a.shape[:2]), crop,
-                                min(max(1, threads), MAX_THREADS), finish)
+                                min(max(1, threads), MAX_THREADS))
 
     def _plan(self, crop, size):
         """For each layer, the rows and columns of its input it reads and of its outputs (before
@@ -134,13 +130,10 @@ class HyperSynthesis:
             need = reads
         return plan[::-1]
 
-    def _floats(self, a, plan, crop, threads, finish):
+    def _floats(self, a, plan, crop, threads):
         wanted = (0, a.shape[0], 0, a.shape[1])  # the rows and columns `a` holds
-        # A last layer that is not upsampling computes exactly the crop (_plan), in raster
-        # order: its shares can be finished where they are made.
-        last = len(self.layers) - 1 if finish and self.layers[-1][0] != "up" else None
-        for n, ((kind, k, out, act), (kernel, bias), (reads, computes)) in enumerate(zip(
-                self.layers, self.weights, plan)):
+        for (kind, k, out, act), (kernel, bias), (reads, computes) in zip(
+                self.layers, self.weights, plan):
             a = a[reads[0] - wanted[0]:reads[1] - wanted[0],
                   reads[2] - wanted[2]:reads[3] - wanted[2]]
             # As one (positions, k*k*cin) matrix: numpy multiplies an (h, w, n) array row by
@@ -153,7 +146,7 @@ class HyperSynthesis:
             a = np.empty((h * w, kernel.shape[1]))
             low = 0 if act == "relu" else -ACT_LIMIT
             bounds = np.linspace(0, h * w, min(threads, h * w) + 1).astype(int)
-            jobs = [(patches[i:j], kernel, bias, low, a[i:j], finish if n == last else None, i)
+            jobs = [(patches[i:j], kernel, bias, low, a[i:j])
                     for i, j in zip(bounds[:-1], bounds[1:])]
             shares = [_pool(threads - 1).submit(_layer, *job) for job in jobs[1:]]
             try:
@@ -163,30 +156,22 @@ class HyperSynthesis:
                 concurrent.futures.wait(shares)
             for share in shares:
                 share.result()
-            if n == last:
-                return None
             a = a.reshape(h, w, kernel.shape[1])
             wanted = computes
             if kind == "up":
                 a = depth_to_space(a)
                 wanted = tuple(2 * v for v in computes)
         top, bottom, left, right = crop
-        a = a[top - wanted[0]:bottom - wanted[0], left - wanted[2]:right - wanted[2]]
-        if finish:
-            finish(a.reshape(-1, a.shape[-1]), 0)
-            return None
-        return a
+        return a[top - wanted[0]:bottom - wanted[0], left - wanted[2]:right - wanted[2]]
 
 
-def _layer(patches, kernel, bias, low, out, finish=None, first=0):
+def _layer(patches, kernel, bias, low, out):
     np.matmul(patches, kernel, out=out)
     # In place: on a Kodak image the last layer's output is 590,000 values, and each
     # temporary of that size costs about as much as its matrix product.
     out += bias
     np.floor(out, out=out)
     np.clip(out, low, ACT_LIMIT, out=out)  # before depth_to_space: it only moves values
-    if finish:
-        finish(out, first)
 
 
 @functools.cache

@@ -187,25 +187,3 @@ def test_h_s_multiplies_on_one_blas_thread_and_gives_the_others_back(monkeypatch
         after = blas_threads()
     assert seen and all(threads == [1] * len(before) for threads in seen)
     assert after == before
-
-
-@pytest.mark.parametrize("layers", [LAYERS, LAYERS[:2]], ids=["conv1 last", "up last"])
-@pytest.mark.parametrize("threads", [1, 3])
-def test_finish_takes_every_position_of_the_crop_once(layers, threads):
-    """The codec finishes h_s's output a share at a time on the threads that made it (or, where
-    the last layer upsamples, whole): together the shares are the crop, in raster order."""
-    rng = np.random.default_rng(threads)
-    net = hyper.HyperSynthesis(layers, random_weights(rng, layers, 3))
-    a = rng.integers(-3000, 3000, (5, 7, 3))
-    crop = (3, 9, 1, 12)
-    wanted = net.floats(a, 1, crop)
-    got = np.full((6 * 11, wanted.shape[-1]), np.nan)
-    shares = []
-
-    def finish(rows, first):
-        assert np.isnan(got[first:first + len(rows)]).all()
-        got[first:first + len(rows)] = rows
-        shares.append(len(rows))
-    assert net.floats(a, threads, crop, finish) is None
-    np.testing.assert_array_equal(got.reshape(wanted.shape), wanted)
-    assert len(shares) == (threads if layers[-1][0] != "up" else 1)
