@@ -51,6 +51,8 @@ def _fit_lines(training):
 
 
 def card(model, report):
+    from aedge.bench import cores_of
+
     m = model.manifest
     t = m.get("training", {})
     lines = [f"# {m['name']}", "",
@@ -94,8 +96,7 @@ def card(model, report):
     if points:
         lines += [f"## `{Path(report['folder']).name}` ({points[0]['images']} images, "
                   f"{report['variant']} networks, "
-                  f"{report['machine']['cores']} cores of "
-                  f"{report['machine'].get('cpu', 'an unnamed CPU')})", "",
+                  f"{cores_of(report['machine'])})", "",
                   "| quality | bpp | PSNR dB | SSIM | MS-SSIM | encode ms | decode ms |",
                   "|---|---|---|---|---|---|---|"]
         lines += [f"| {p['q']} | {p['bpp']:.3f} | {p['psnr']:.2f} | {p['ssim']:.4f} | "

@@ -252,10 +252,14 @@ def _machine():
             "system": platform.platform()}
 
 
+def cores_of(machine):
+    """"2 cores of <CPU>": hosts change between runs, so every table names the one it had."""
+    return f"{machine['cores']} cores of {machine.get('cpu', 'an unnamed CPU')}"
+
+
 def markdown(report):
     lines = [f"Means over {report['images']} images of `{report['folder']}`; aedge networks: "
-             f"{report['variant']}; {report['machine']['cores']} cores of "
-             f"{report['machine'].get('cpu', 'an unnamed CPU')}.", "",
+             f"{report['variant']}; {cores_of(report['machine'])}.", "",
              "| codec | q | bpp | PSNR dB | SSIM | MS-SSIM | encode ms | decode ms |",
              "|---|---|---|---|---|---|---|---|"]
     for s in report["summary"]:
