@@ -84,15 +84,15 @@ def to_tflite(layer, channels, representative=None, float_convs=(), float_model=
         return tf.lite.TFLiteConverter.from_concrete_functions(
             [network.get_concrete_function()], layer)
 
-    if dynamic:
+    if dynamic:  # int8-dynamic, or full-integer int8 from a quantization-aware model
         quantizing = converter()
         quantizing.optimizations = [tf.lite.Optimize.DEFAULT]
-        return quantizing.convert()
+        return without_round_trips(quantizing.convert())
     if representative is None:
         return float_model or converter().convert()
     dataset = lambda: ([r] for r in representative)
     if int16:
-        return _to_int16x8(converter(), dataset)
+        return without_round_trips(_to_int16x8(converter(), dataset))
     float_model = float_model or converter().convert()
     quantizing = converter()
     quantizing.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -102,7 +102,51 @@ def to_tflite(layer, channels, representative=None, float_convs=(), float_model=
         denylisted_nodes=_float_nodes(float_model, float_convs))
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=quantizing, debug_dataset=dataset, debug_options=options)
-    return debugger.get_nondebug_quantized_model()
+    return without_round_trips(debugger.get_nondebug_quantized_model())
+
+
+def without_round_trips(flatbuffer):
+    """The flatbuffer without its float -> int8 -> float round trips: a QUANTIZE whose only
+    reader is a DEQUANTIZE, between two operators that both run in float, computes nothing and
+    only rounds. The converter leaves one wherever an activation range was recorded (by
+    quantization-aware training, or by calibration) for a tensor whose reader stays in float:
+    the last GDN's output before g_a's and g_s's float convolution. In g_s that rounding cost
+    0.15 dB at quality 100 on Kodak, where every other int8 activation of g_s cost 0.03 to
+    0.26 dB alone (measured by emulating the int8 g_s in numpy, one rounding at a time)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.python.schema_util import get_builtin_code_from_operator_code
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    codes = [get_builtin_code_from_operator_code(c) for c in model.operatorCodes]
+    changed = False
+    for graph in model.subgraphs:
+        def readers(tensor):
+            return [op for op in graph.operators if tensor in list(op.inputs)]
+
+        def dtype(tensor):
+            return graph.tensors[tensor].type
+
+        dropped = set()
+        for quantize in graph.operators:
+            if codes[quantize.opcodeIndex] != schema.BuiltinOperator.QUANTIZE or \
+                    dtype(quantize.inputs[0]) != schema.TensorType.FLOAT32 or \
+                    quantize.outputs[0] in list(graph.outputs):
+                continue
+            after = readers(quantize.outputs[0])
+            if len(after) != 1 or codes[after[0].opcodeIndex] != \
+                    schema.BuiltinOperator.DEQUANTIZE or \
+                    dtype(after[0].outputs[0]) != schema.TensorType.FLOAT32 or \
+                    after[0].outputs[0] in list(graph.outputs):
+                continue
+            source, rounded = quantize.inputs[0], after[0].outputs[0]
+            for op in graph.operators:
+                op.inputs = [source if t == rounded else t for t in op.inputs]
+            dropped |= {id(quantize), id(after[0])}
+        if dropped:
+            graph.operators = [op for op in graph.operators if id(op) not in dropped]
+            changed = True
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)) if changed else flatbuffer
 
 
 def _to_int16x8(quantizing, dataset):

@@ -89,6 +89,10 @@ def quantize_part(sequential, channels, float_layers):
             position += 1
         if position in float_layers and not isinstance(layer, (GDN, keras.layers.ReLU)):
             x = layer(x)
+        elif isinstance(layer, GDN) and position + 1 in float_layers:
+            # Read by a float convolution: rounding its output to int8 would only lose
+            # (export.without_round_trips), so training does not round it either.
+            x = layer(x)
         elif isinstance(layer, GDN):
             x = Q.quantize_annotate_layer(layer, GDNQuantizeConfig())(x)
         elif isinstance(layer, SubpixelConv):

@@ -48,3 +48,16 @@ def as_version_3(data):
     import zlib
     body = data[:4] + b"\x03" + data[5:23] + data[24:-4]
     return body + struct.pack("<I", zlib.crc32(body))
+
+
+def round_trips(flatbuffer):
+    """The QUANTIZEs of a network whose only reader is a DEQUANTIZE: float in, float out, and a
+    rounding between (optimize/export.py, without_round_trips)."""
+    from aedge.interpreter import _interpreter_class
+    ops = _interpreter_class()(model_content=flatbuffer)._get_ops_details()
+    readers = {}
+    for op in ops:
+        for tensor in op["inputs"]:
+            readers.setdefault(tensor, []).append(op["op_name"])
+    return [op["index"] for op in ops if op["op_name"] == "QUANTIZE"
+            and readers.get(op["outputs"][0]) == ["DEQUANTIZE"]]

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import synthetic
+from conftest import round_trips, synthetic
 
 pytestmark = pytest.mark.train
 tf = pytest.importorskip("tensorflow")
@@ -63,9 +63,47 @@ def test_qat_networks_are_full_integer(built):
         int8_convs = [op for op in ops if op["op_name"] == "CONV_2D"
                       and tensors[op["inputs"][1]]["dtype"] == np.int8]
         assert int8_convs, part
+        assert round_trips(flatbuffer) == [] and round_trips(base.network(part, "int8")) == []
     choice = json.loads((built / "optimize.json").read_text())["int8_choice"]
     assert choice["held_out_crops"] == 2
     assert set(choice["bd_rate_vs_float32"]) == {"post-training", "qat"}
+
+
+def test_without_round_trips_drops_the_rounding_and_nothing_else():
+    """A float -> int8 -> float round trip between two float convolutions goes, and the network
+    then computes what it computes without the rounding."""
+    from aedge.interpreter import _interpreter_class
+    from aedge.optimize.export import without_round_trips
+    rng = np.random.default_rng(0)
+    k1 = tf.constant(rng.normal(size=(3, 3, 3, 4)).astype(np.float32))
+    k2 = tf.constant(rng.normal(size=(3, 3, 4, 2)).astype(np.float32))
+
+    def flatbuffer(rounded):
+        @tf.function(input_signature=[tf.TensorSpec((1, 8, 8, 3), tf.float32)])
+        def network(x):
+            y = tf.nn.conv2d(x, k1, 1, "SAME")
+            if rounded:
+                y = tf.quantization.fake_quant_with_min_max_args(y, -4.0, 4.0)
+            return tf.nn.conv2d(y, k2, 1, "SAME")
+        return tf.lite.TFLiteConverter.from_concrete_functions(
+            [network.get_concrete_function()], network).convert()
+
+    def run(flat, x):
+        interpreter = _interpreter_class()(model_content=flat)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+    rounded, plain = flatbuffer(True), flatbuffer(False)
+    assert len(round_trips(rounded)) == 1
+    fixed = without_round_trips(rounded)
+    assert round_trips(fixed) == []
+    assert [op["op_name"] for op in _ops(fixed)[1]] == ["CONV_2D", "CONV_2D"]
+    x = rng.random((1, 8, 8, 3), dtype=np.float32)
+    np.testing.assert_allclose(run(fixed, x), run(plain, x), rtol=0, atol=1e-5)
+    assert np.abs(run(rounded, x) - run(plain, x)).max() > 1e-3
+    assert without_round_trips(plain) is plain
 
 
 def test_dynamic_qat_changes_only_the_int8_dynamic_networks(built):
