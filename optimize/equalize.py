@@ -127,6 +127,52 @@ def equalize_chain(chain, inputs):
             _scale_input(layers[i + 1], s)
 
 
+def _scale_gdn_input(gdn, t):
+    """GDN computing on t * x (t_k for input channel k) what it computed on x. IGDN,
+    x_i * sqrt(beta_i + sum_k gamma_ki x_k**2): beta_i over t_i**2, gamma_ki over (t_k t_i)**2;
+    GDN, x_i / sqrt(...): beta_i times t_i**2, gamma_ki times (t_i / t_k)**2. The caller picks t
+    so that beta only grows: beta has a floor (architecture.GDN_BETA_FLOOR) that a shrunken
+    beta could fall under."""
+    i, k = t[None, :], t[:, None]  # gamma_root[0, 0, k, i]
+    beta = gdn.beta_root.numpy() ** 2 + arch.GDN_BETA_FLOOR
+    if gdn.inverse:
+        factor, root = 1 / t ** 2, 1 / (k * i)
+    else:
+        factor, root = t ** 2, i / k
+    if np.any(factor < 1 - 1e-6):
+        raise ValueError("GDN's input scaled so that its beta would shrink")
+    gdn.gamma_root.assign(gdn.gamma_root.numpy() * root[None, None].astype(np.float32))
+    gdn.beta_root.assign(np.sqrt(np.maximum(factor * beta - arch.GDN_BETA_FLOOR, 0.0))
+                         .astype(np.float32))
+
+
+def equalize_outputs(chain, inputs):
+    """For the full-integer int8 networks only: every convolution -> GDN of a chain scaled so
+    that the convolution's output channels share one range, in place, on `inputs`; the float
+    network computes what it did.
+
+    An int8 convolution writes its output with one scale for all channels, and GDN reads it in
+    float. Those channels do not share a range: behind g_s's second convolution the median
+    GDN channel spans 0.16 of the widest, and so got about 40 of the 256 levels. The
+    convolution's output channel i (each of its four sub-pixel channels) is scaled by t_i and
+    GDN's beta and gamma take the inverse (_scale_gdn_input), which costs nothing in the int8
+    networks, where GDN runs in float. Not in the int8-dynamic ones: there GDN's sum of
+    gamma * x**2 is an int8 convolution too, and scaling x rescales its input channels by t**2
+    (the module's docstring: +37%)."""
+    layers = _layers(chain)
+    ranges = channel_ranges(layers, inputs)
+    for i, (layer, gdn) in enumerate(zip(layers, layers[1:])):
+        if not isinstance(gdn, GDN) or isinstance(layer, (GDN, InputScale)):
+            continue
+        r = _floor(ranges[i])
+        t = (r.min() / r if gdn.inverse else r.max() / r).astype(np.float32)
+        conv = _conv(layer)
+        per_output = np.tile(t, conv.kernel.shape[-1] // len(t))  # depth_to_space's order
+        conv.kernel.assign(conv.kernel.numpy() * per_output)
+        conv.bias.assign(conv.bias.numpy() * per_output)
+        _scale_gdn_input(gdn, t)
+
+
 def equalize(codec, images):
     """Equalizes g_a and g_s of a float codec in place, on `images` (0..1 floats, batches of
     one) and the latents they lead to at every anchor; returns the codec. A codec already

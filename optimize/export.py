@@ -327,8 +327,9 @@ def decoder_inputs(codec, latents):
 def networks(codec, images):
     """{(part, variant): flatbuffer}: g_a, h_a and g_s of a Keras codec in every variant, the
     int8 and int16x8 ones calibrated on `images` (and the latents and decodings they lead to). The codec is
-    equalized first (optimize/equalize.py), unless it already is."""
-    from aedge.optimize.equalize import equalize
+    equalized first (optimize/equalize.py), unless it already is, and is left with the outputs
+    of its convolutions before GDN equalized too, as the int8 networks are made."""
+    from aedge.optimize.equalize import equalize, equalize_outputs
 
     equalize(codec, images)
     latents = [codec.g_a(x).numpy() for x in images]
@@ -338,11 +339,16 @@ def networks(codec, images):
              "g_s": (codec.g_s, arch.M_LATENT, decoded, [0, -1])}
     out = {}
     for part, (layer, channels, inputs, float_convs) in parts.items():
-        float_model = to_tflite(layer, channels)
-        out[part, "float32"] = float_model
-        out[part, "int8"] = to_tflite(layer, channels, inputs, float_convs, float_model)
+        out[part, "float32"] = to_tflite(layer, channels)
         out[part, "int8-dynamic"] = to_tflite(layer, channels, dynamic=True)
         out[part, "int16x8"] = to_tflite(layer, channels, inputs, int16=True)
+    # The same functions, with the outputs of the convolutions before GDN sharing one range:
+    # for int8 alone (equalize.equalize_outputs).
+    equalize_outputs(codec.g_a, images)
+    equalize_outputs(codec.g_s, decoded)
+    for part, (_, channels, inputs, float_convs) in parts.items():
+        out[part, "int8"] = to_tflite(getattr(codec, part), channels, inputs, float_convs,
+                                      to_tflite(getattr(codec, part), channels))
     return out
 
 

@@ -17,7 +17,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tfmot works on tf_keras, as
 import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from aedge.optimize.equalize import InputScale  # noqa: E402
+from aedge.optimize.equalize import InputScale, equalize_outputs  # noqa: E402
 from aedge.train.model import GDN, SubpixelConv  # noqa: E402
 
 Q = tfmot.quantization.keras
@@ -130,12 +130,16 @@ def set_ranges(quantized, sequential, inputs):
 
 def quantize_codec(codec, images):
     """Puts quantization-aware g_a, h_a and g_s into the codec, their ranges set on `images`
-    (and on the latents they lead to); returns the codec."""
+    (and on the latents they lead to); returns the codec. The convolutions before GDN first
+    get outputs that share one range (equalize.equalize_outputs), which int8 needs and
+    int8-dynamic does not."""
     from aedge.optimize.export import decoder_inputs
     from aedge.train import architecture as arch
 
     latents = [codec.g_a(x).numpy() for x in images]
     decoded = decoder_inputs(codec, latents)
+    equalize_outputs(codec.g_a, images)
+    equalize_outputs(codec.g_s, decoded)
     parts = {"g_a": (3, images), "h_a": (arch.M_LATENT, latents),
              "g_s": (arch.M_LATENT, decoded)}
     for part, (channels, inputs) in parts.items():

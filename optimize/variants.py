@@ -259,13 +259,13 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
                                                                   for k, v in bd.items()}}
         return total[name] is not None and (total[plain] is None or total[name] < total[plain])
 
-    def quantization_aware(variant, name, label, prepare, finish, convert):
+    def quantization_aware(variant, name, label, prepare, finish, convert, settings=None):
         """A fine-tune for one network variant, its model file, and whether it ships."""
         nonlocal networks
         # Equalized before it learns around the rounding, so that it learns around the
         # rounding of the networks it becomes.
         codec, stage = _finetune(out / name, equalize(teacher(), images), data_dir, steps, crop,
-                                 batch, qat_lr, fresh, prepare, finish)
+                                 batch, qat_lr, fresh, prepare, finish, settings=settings)
         trained = {**networks, **{(p, variant): convert(getattr(codec, p), INPUT_CHANNELS[p])
                                   for p in modelfile.NETWORKS}}
         notes = {"name": f"{base.name}-{name}", variant: label, **stage}
@@ -285,7 +285,7 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
             qat_module.quantize_codec(codec, images)
             return []
         quantization_aware("int8", "qat", "quantization-aware training (tfmot)", quantize, None,
-                           qat_module.to_int8)
+                           qat_module.to_int8, settings={"equalized_conv_outputs": True})
 
     from aedge.optimize import dynamic_qat as dynamic_module
 
