@@ -51,13 +51,19 @@ def as_version_3(data):
 
 
 def round_trips(flatbuffer):
-    """The QUANTIZEs of a network whose only reader is a DEQUANTIZE: float in, float out, and a
+    """The QUANTIZEs of a network that take a float tensor and whose only reader is a
+    DEQUANTIZE, neither of them giving the network's output: float in, float out, and a
     rounding between (optimize/export.py, without_round_trips)."""
     from aedge.interpreter import _interpreter_class
-    ops = _interpreter_class()(model_content=flatbuffer)._get_ops_details()
+    interpreter = _interpreter_class()(model_content=flatbuffer)
+    ops = interpreter._get_ops_details()
+    dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    outputs = {d["index"] for d in interpreter.get_output_details()}
     readers = {}
     for op in ops:
         for tensor in op["inputs"]:
-            readers.setdefault(tensor, []).append(op["op_name"])
+            readers.setdefault(tensor, []).append(op)
     return [op["index"] for op in ops if op["op_name"] == "QUANTIZE"
-            and readers.get(op["outputs"][0]) == ["DEQUANTIZE"]]
+            and dtypes[op["inputs"][0]] == np.float32 and op["outputs"][0] not in outputs
+            and [r["op_name"] for r in readers.get(op["outputs"][0], [])] == ["DEQUANTIZE"]
+            and readers[op["outputs"][0]][0]["outputs"][0] not in outputs]
