@@ -346,9 +346,8 @@ def networks(codec, images):
     # for int8 alone (equalize.equalize_outputs).
     equalize_outputs(codec.g_a, images)
     equalize_outputs(codec.g_s, decoded)
-    for part, (_, channels, inputs, float_convs) in parts.items():
-        out[part, "int8"] = to_tflite(getattr(codec, part), channels, inputs, float_convs,
-                                      to_tflite(getattr(codec, part), channels))
+    for part, (layer, channels, inputs, float_convs) in parts.items():
+        out[part, "int8"] = to_tflite(layer, channels, inputs, float_convs)
     return out
 
 

@@ -107,9 +107,10 @@ def test_qat_rounds_no_gdn_output_that_a_float_convolution_reads():
     """In training as in the converted network: the last GDN of g_a and of g_s feeds a
     convolution kept in float, so its output is not quantized; every other GDN's is."""
     from aedge.optimize import equalize, qat
+    from aedge.train import architecture as arch
     from aedge.train.model import GDN
     codec = equalize.equalize(_shipped_codec(), _crops(2, 64))
-    for part, channels in (("g_a", 3), ("g_s", 192)):
+    for part, channels in (("g_a", 3), ("g_s", arch.M_LATENT)):
         quantized = qat.quantize_part(getattr(codec, part), channels, qat.FLOAT_LAYERS[part])
         gdns = [layer for layer in quantized.layers
                 if isinstance(getattr(layer, "layer", layer), GDN)]
