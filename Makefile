@@ -13,8 +13,10 @@ ARCH ?= hyper
 PAPER_MINUTES ?=
 DEMO ?= demo-output
 BUILD ?= build/quantize
+QUANTIZE_WEIGHTS ?= models/hyper/weights.npz
+NARROW ?= 32,96,128
 
-.PHONY: demo setup setup-runtime test train paper gpu-pack train-keras quantize variants export bench report bench-memory bench-steps bench-variants cards check-arm64 golden clean
+.PHONY: demo setup setup-runtime test train paper gpu-pack train-keras narrow quantize variants export bench report bench-memory bench-steps bench-variants cards check-arm64 golden clean
 
 demo: setup-runtime  ## set up, then compress and decompress the sample image
 	mkdir -p $(DEMO)
@@ -91,8 +93,15 @@ train-keras: setup  ## the same model with the Keras trainer (GPUs through Mirro
 # QUANTIZE_FLAGS="--steps 300 --distill-steps 2000 --decoder-steps 300 --joint-steps 200"
 # for a quick look.
 quantize: setup  ## build the device model variants (QAT int8, pruned, distilled) under $(BUILD)
-	$(VENV)/bin/python -m aedge.optimize models/hyper/weights.npz --base models/aedge.aem \
+	$(VENV)/bin/python -m aedge.optimize $(QUANTIZE_WEIGHTS) --base models/aedge.aem \
 	  --data $(DATA) -o $(BUILD) $(QUANTIZE_FLAGS)
+
+# A narrower g_a and g_s in the shipped model's latent space, for speed (optimize/narrow.py):
+# its three phases took 42 minutes here at 32, 96, 128 channels; a stopped run resumes. Then
+# make quantize QUANTIZE_WEIGHTS=build/narrow/weights.npz builds its model files.
+narrow: setup  ## train g_a and g_s narrowed to $(NARROW) channels from the shipped weights, into build/narrow
+	$(VENV)/bin/python -m aedge.optimize.narrow models/hyper/weights.npz --filters $(NARROW) \
+	  --data $(DATA) -o build/narrow
 
 # Every variant through the CLI on Kodak: size, sparsity, MACs, rate-distortion, speed, and
 # whether tflite-runtime decodes the same pixels as ai-edge-litert.

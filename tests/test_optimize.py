@@ -539,3 +539,63 @@ def test_pruned_convolutions_round_as_int8_dynamic():
     unwrap()
     assert not np.array_equal(plain, rounded)
     np.testing.assert_array_equal(codec.g_a(x).numpy(), plain)
+
+
+def test_narrowing_trains_its_phases_keeps_the_tables_and_resumes(tmp_path, monkeypatch):
+    from aedge.optimize import distill, export, narrow
+    teacher = _shipped_codec()
+    crops = tf.constant(np.concatenate([synthetic(64, 64, seed=s)[None] for s in range(2)])
+                        .astype(np.float32) / 255)
+
+    def batches():
+        while True:
+            yield crops
+
+    def mean_loss(student):  # over anchors drawn alike for both
+        loss_of = narrow.narrowing_loss(teacher, student)
+        tf.random.set_seed(3)
+        return np.mean([float(loss_of(crops)) for _ in range(8)])
+    before = mean_loss(distill.student_from(teacher, (32, 96, 128)))
+    # One phase, stopped at its fifth batch: the checkpoint of its fourth step is kept.
+    monkeypatch.setattr(narrow, "CHECKPOINT_STEPS", 2)
+    phases = ((2, 6, 1e-3), (4, 2, 1e-4))
+    served = iter(range(5))
+
+    def stopping():
+        for _ in served:
+            yield crops
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        narrow.narrow(teacher, (32, 96, 128), stopping, tmp_path, phases)
+    assert json.loads((tmp_path / "progress.json").read_text())["step"] == 4
+    logged = []
+    student = narrow.narrow(teacher, (32, 96, 128), batches, tmp_path, phases, logged.append)
+    assert logged[0] == "resuming at phase 1, step 4"
+    assert [json.loads(m)["phase"] for m in logged[1:]] == [1, 2]
+    assert mean_loss(student) < 0.9 * before
+    saved = export.load_codec(tmp_path / "weights.npz")
+    assert saved.filters == (32, 96, 128)
+    for name, v in teacher.named_variables().items():  # the tables: the same identity
+        if not name.startswith(("g_a.", "g_s.")):
+            np.testing.assert_array_equal(saved.named_variables()[name].numpy(), v.numpy())
+    with pytest.raises(Exception, match="other widths or phases"):
+        narrow.narrow(teacher, (32, 96, 128), batches, tmp_path, phases[:1])
+
+
+def test_narrowing_phases_train_the_highest_resolution_stages_first(tmp_path):
+    from aedge.optimize import distill, narrow
+    teacher = _shipped_codec()
+    crops = tf.constant(synthetic(64, 64, seed=4)[None].astype(np.float32) / 255)
+    start = distill.student_from(teacher, (32, 96, 128))
+    student = narrow.narrow(teacher, (32, 96, 128), lambda: iter([crops] * 3), tmp_path,
+                            ((2, 3, 1e-3),), log=lambda m: None)
+    same = lambda a, b: all(np.array_equal(u.numpy(), v.numpy())
+                            for u, v in zip(a.weights, b.weights))
+    # g_a: convolution and GDN of its first two stages; g_s: its last stage and pixels.
+    for chain, trained in (("g_a", range(4)), ("g_s", range(4, 7))):
+        for i, (a, b) in enumerate(zip(getattr(start, chain).layers,
+                                       getattr(student, chain).layers)):
+            assert same(a, b) == (i not in trained), (chain, i)
+    # The rest is the teacher's own, where the widths allow it.
+    assert same(teacher.g_a.layers[4], student.g_a.layers[4])
+    assert same(teacher.g_s.layers[0], student.g_s.layers[0])
