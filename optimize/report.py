@@ -89,6 +89,17 @@ def network_stats(model, variant):
     return zeros / weights, macs / MEASURE_SIDE ** 2
 
 
+def filters_of(model, variant):
+    """The channels of g_a's and g_s's stages in a model file's networks of one variant: the
+    trained model's, unless make narrow narrowed them (the manifest's notes say for which)."""
+    from aedge.train import architecture as arch
+
+    narrowed = model.manifest.get("optimization", {}).get("narrowed", {})
+    if variant in narrowed.get("variants", ()):
+        return arch.widths(narrowed["filters"])
+    return arch.widths(model.manifest.get("training", {}).get("filters", arch.N_FILTERS))
+
+
 def deflated_networks(path, variant):
     with zipfile.ZipFile(path) as z:
         return sum(z.getinfo(modelfile.network_member(p, variant)).compress_size

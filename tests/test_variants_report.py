@@ -10,13 +10,15 @@ from aedge.train import architecture as arch
 
 @pytest.mark.parametrize("variant", ["int8", "int8-dynamic", "int16x8"])
 def test_macs_counted_in_the_graph_match_the_architecture(variant):
-    """g_a + g_s by architecture.py, GDN's C x C per position at its six places, and h_a."""
-    gdn = 2 * sum(c ** 2 * area for c, area in zip(arch.widths(arch.N_FILTERS),
-                                                    (1 / 4, 1 / 16, 1 / 64)))
-    expected = (arch.macs_per_pixel(arch.G_A, 3)
-                + arch.macs_per_pixel(arch.G_S, arch.M_LATENT, 1 / 16) + gdn
+    """g_a + g_s by architecture.py, at the widths the model file gives the variant's
+    networks, GDN's C x C per position at its six places, and h_a."""
+    model = modelfile.read(registry.default_model())
+    widths = report.filters_of(model, variant)
+    gdn = 2 * sum(c ** 2 * area for c, area in zip(widths, (1 / 4, 1 / 16, 1 / 64)))
+    expected = (arch.macs_per_pixel(arch.g_a(widths), 3)
+                + arch.macs_per_pixel(arch.g_s(widths), arch.M_LATENT, 1 / 16) + gdn
                 + arch.macs_per_pixel(arch.H_A, arch.M_LATENT, 1 / 16))
-    sparsity, macs = report.network_stats(modelfile.read(registry.default_model()), variant)
+    sparsity, macs = report.network_stats(model, variant)
     assert macs == pytest.approx(expected)
     assert 0 <= sparsity < 0.1  # dense: only weights that round to zero
 
@@ -152,3 +154,12 @@ def test_rows_too_slow_to_take_turns_keep_the_sweeps_times(tmp_path):
     text = report.markdown({"images": 24, "machine": {}, "speed": speed, "rows": rows})
     assert "on the first 1 images at qualities 1, 45, 75, 100, the median of 3" in text
     assert "| 2000* | 3000* | 0.02x* |" in text and text.count("*") == 4
+
+
+def test_narrowed_variants_take_their_widths_from_the_manifest():
+    from types import SimpleNamespace
+    model = SimpleNamespace(manifest={"training": {"filters": [64, 96, 128]}, "optimization": {
+        "narrowed": {"variants": ["int8-dynamic"], "filters": [32, 96, 128]}}})
+    assert report.filters_of(model, "int8-dynamic") == (32, 96, 128)
+    assert report.filters_of(model, "int8") == (64, 96, 128)
+    assert report.filters_of(SimpleNamespace(manifest={}), "int8") == arch.N_FILTERS
