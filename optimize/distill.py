@@ -58,20 +58,25 @@ def student_from(teacher, filters=arch.STUDENT_FILTERS):
     return student
 
 
+def latent_terms(teacher, student, x):
+    """(anchor, latent error, y_hat) of a batch at random rate anchors: the student's y against
+    the teacher's, in quantization steps per pixel, and the teacher's y_hat as the codec
+    decodes it (around h_s's mean, the smallest scales not coded)."""
+    anchor = tf.random.uniform(tf.shape(x)[:1], 0, len(teacher.lambdas), tf.int32)
+    gain = (2.0 ** tf.gather(teacher.gain_y, anchor))[:, None, None, :]
+    y_teacher = teacher.g_a(x)
+    pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
+    latent = tf.reduce_sum(tf.square((student.g_a(x) - y_teacher) * gain), (1, 2, 3)) / pixels
+    return anchor, latent, teacher.quantize(y_teacher, anchor)[0]
+
+
 def distillation_loss(teacher, student):
-    """extra_loss for finetune: the student's latents against the teacher's, in quantization
-    steps, and the student's decoding of the teacher's y_hat (as the codec decodes it: around
-    h_s's mean, the smallest scales not coded) against the teacher's."""
-    anchors = len(teacher.lambdas)
+    """extra_loss for finetune: the student's latents against the teacher's, and the student's
+    decoding of the teacher's y_hat against the teacher's (latent_terms)."""
     lambdas = tf.constant(teacher.lambdas, tf.float32)
 
     def loss(x):
-        anchor = tf.random.uniform(tf.shape(x)[:1], 0, anchors, tf.int32)
-        gain = (2.0 ** tf.gather(teacher.gain_y, anchor))[:, None, None, :]
-        y_teacher = teacher.g_a(x)
-        pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
-        latent = tf.reduce_sum(tf.square((student.g_a(x) - y_teacher) * gain), (1, 2, 3)) / pixels
-        y_hat = teacher.quantize(y_teacher, anchor)[0]
+        anchor, latent, y_hat = latent_terms(teacher, student, x)
         pixel = tf.reduce_mean(tf.square(student.g_s(y_hat) - teacher.g_s(y_hat)),
                                (1, 2, 3)) * 255.0 ** 2
         return tf.reduce_mean(LATENT_WEIGHT * latent

@@ -5,10 +5,10 @@ teacher's h_a, h_s, gains and density of z: its tables, so its files decode with
 networks and the teacher's with its own. Where the narrowing touches only the highest-resolution
 stage, most of the student is the teacher's own layers, and the student learns fastest by
 training first what changed, then a stage more, then all of g_a and g_s (PHASES). Its loss:
-its y against the teacher's y in quantization steps at a random rate anchor (distill's
-latent term), and its decoding of the teacher's y_hat against the pixels and the teacher's
-decoding, weighted by the anchor's lambda. No rate term: y stays the teacher's, and so do
-the bits.
+its y against the teacher's y in quantization steps at a random rate anchor
+(distill.latent_terms), and its decoding of the teacher's y_hat against the pixels and the
+teacher's decoding, weighted by the anchor's lambda. No rate term: y stays the teacher's, and
+so do the bits.
 
 Measured with the shipped teacher, (32, 96, 128) channels against its (64, 96, 128), BD-rate
 of the float32 networks against the teacher's on Kodak, PSNR: +2.9% after the first phase
@@ -50,15 +50,8 @@ def narrowing_loss(teacher, student):
     lambdas = tf.constant(teacher.lambdas, tf.float32)
 
     def loss(x):
-        anchor = tf.random.uniform(tf.shape(x)[:1], 0, len(teacher.lambdas), tf.int32)
-        gain = (2.0 ** tf.gather(teacher.gain_y, anchor))[:, None, None, :]
-        y_teacher = teacher.g_a(x)
-        y_hat = teacher.quantize(y_teacher, anchor)[0]
-        x_teacher = teacher.g_s(y_hat)
-        pixels = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
-        latent = tf.reduce_sum(tf.square((student.g_a(x) - y_teacher) * gain),
-                               (1, 2, 3)) / pixels
-        x_student = student.g_s(y_hat)
+        anchor, latent, y_hat = distill.latent_terms(teacher, student, x)
+        x_student, x_teacher = student.g_s(y_hat), teacher.g_s(y_hat)
         error = lambda target: tf.reduce_mean(tf.square(x_student - target),
                                               (1, 2, 3)) * 255.0 ** 2
         return tf.reduce_mean(distill.LATENT_WEIGHT * latent + tf.gather(lambdas, anchor)
@@ -158,14 +151,13 @@ def main(weights, filters, data_dir, out_dir, crop, batch):
     QUANTIZE_WEIGHTS=<run folder>/weights.npz then builds its model files."""
     from aedge.optimize import export, finetune
     from aedge.train import architecture as arch
+    from aedge.train.files import find_images
 
     try:
         widths = arch.widths(tuple(int(f) for f in filters.split(",")))
     except ValueError:
         raise click.BadParameter(f"three channel counts, such as 32,96,128, not {filters!r}",
                                  param_hint="--filters") from None
-    from aedge.train.files import find_images
-
     try:
         find_images(data_dir)
     except FileNotFoundError as e:
