@@ -3,6 +3,8 @@ the model file exported from them.
 
 In the build folder (build/quantize):
     aedge-qat.aem       the base model, its int8 networks from quantization-aware training
+    aedge-int8-decoder.aem  those int8 networks, their g_s then fine-tuned alone for PSNR in
+                        dB (finetune.decibels), still through tfmot's fake quantization
     aedge-sparse50.aem  all networks pruned to 50% zeros, fine-tuned while rounding as the
                         int8-dynamic networks do; -sparse75 alike
     aedge-fast.aem      the distilled student (architecture.STUDENT_FILTERS channels per stage)
@@ -174,6 +176,11 @@ def held_out_curve(path, variant, crops):
 @click.option("--msssim-weight", type=click.FloatRange(0), default=3.0, show_default=True,
               help="The weight of MS-SSIM's dB against PSNR's in that fine-tune (3 came nearer "
                    "float32 on held-out crops than 1, PSNR and MS-SSIM summed).")
+@click.option("--int8-decoder-steps", type=click.IntRange(0), default=1600, show_default=True,
+              help="Then the int8 (QAT) g_s alone, still quantization-aware, tuned as "
+                   "--decoder-steps tunes the int8-dynamic one (--int8-msssim-weight). 0: none.")
+@click.option("--int8-msssim-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="The weight of MS-SSIM's dB against PSNR's in that fine-tune.")
 @click.option("--joint-steps", type=click.IntRange(0), default=1000, show_default=True,
               help="Then the int8-dynamic g_a, h_a and g_s together, on the rate-distortion "
                    "loss with MS-SSIM in it (--joint-msssim-weight), on crops of 256: files "
@@ -200,7 +207,8 @@ def held_out_curve(path, variant, crops):
 @click.option("--fresh", is_flag=True, help="Fine-tune again even where weights exist.")
 @click.option("--ship", is_flag=True, help="Copy the chosen aedge.aem over the shipped model.")
 def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, distill, steps,
-         distill_steps, decoder_steps, msssim_weight, joint_steps, joint_msssim_weight, qat_lr,
+         distill_steps, decoder_steps, msssim_weight, int8_decoder_steps, int8_msssim_weight,
+         joint_steps, joint_msssim_weight, qat_lr,
          prune_lr, distill_lr, decoder_lr, joint_lr, crop, batch, fresh, ship):
     """Build the device model files from WEIGHTS (make quantize)."""
     from aedge import modelfile
@@ -260,7 +268,8 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         return total[name] is not None and (total[plain] is None or total[name] < total[plain])
 
     def quantization_aware(variant, name, label, prepare, finish, convert, settings=None):
-        """A fine-tune for one network variant, its model file, and whether it ships."""
+        """A fine-tune for one network variant and its model file: (codec, whether it
+        ships)."""
         nonlocal networks
         # Equalized before it learns around the rounding, so that it learns around the
         # rounding of the networks it becomes.
@@ -273,10 +282,11 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         write_variant(path, base, trained, dict(notes))
         record(name, path, notes)
         plain = "post-training" if variant == "int8" else "converted"
-        if nearer_float32(variant, path, plain):
+        won = nearer_float32(variant, path, plain)
+        if won:
             networks = trained
             chosen[variant] = label
-            return codec
+        return codec, won
 
     if qat:
         from aedge.optimize import qat as qat_module
@@ -284,8 +294,38 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         def quantize(codec):
             qat_module.quantize_codec(codec, images)
             return []
-        quantization_aware("int8", "qat", "quantization-aware training (tfmot)", quantize, None,
-                           qat_module.to_int8, settings={"equalized_conv_outputs": True})
+        label = "quantization-aware training (tfmot)"
+        int8, won = quantization_aware("int8", "qat", label, quantize, None,
+                                       qat_module.to_int8,
+                                       settings={"equalized_conv_outputs": True})
+        if int8_decoder_steps:
+            # As for the int8-dynamic g_s below: the rate-distortion loss weighs the anchors by
+            # their lambdas, the BD-rate by decibels. g_s alone learns, so no file changes.
+            # Compared with the int8 networks chosen so far, QAT's or calibration's.
+            from aedge.optimize import finetune
+
+            codec, stage = _finetune(
+                out / "int8-decoder", int8, data_dir, int8_decoder_steps,
+                finetune.MS_SSIM_CROP, batch, decoder_lr, fresh, lambda codec: [],
+                parts=("g_s",), settings={"msssim_weight": int8_msssim_weight, "from": "qat"},
+                loss=lambda codec, x: finetune.decibels(codec, x, int8_msssim_weight))
+            tuned_label = (f"{label}; g_s fine-tuned for PSNR + {int8_msssim_weight:g} x "
+                           "MS-SSIM, in dB")
+            # With QAT's encoder, which the tuned g_s learnt to decode, even where
+            # calibration's int8 networks won.
+            qat_file = modelfile.read(out / "aedge-qat.aem")
+            trained = {**networks, **{(p, "int8"): qat_file.network(p, "int8")
+                                      for p in ("g_a", "h_a")},
+                       ("g_s", "int8"): qat_module.to_int8(codec.g_s, INPUT_CHANNELS["g_s"])}
+            notes = {"name": f"{base.name}-int8-decoder", "int8": tuned_label, **stage}
+            path = out / "aedge-int8-decoder.aem"
+            write_variant(path, base, trained, dict(notes))
+            record("int8-decoder", path, notes)
+            if nearer_float32("int8", path, "qat" if won else "post-training", "decoder",
+                              out / "aedge-qat.aem" if won else reference,
+                              ("psnr", "ms_ssim")):
+                networks = trained
+                chosen["int8"] = tuned_label
 
     from aedge.optimize import dynamic_qat as dynamic_module
 
@@ -300,9 +340,12 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
 
     tuned = None  # the int8-dynamic QAT codec, where it ships
     if dynamic_qat:
-        tuned = quantization_aware("int8-dynamic", "dynamic-qat",
-                                   "quantization-aware training (rounding as XNNPACK's qd8)",
-                                   round_as_dynamic, lambda codec: undo.pop()(), to_dynamic)
+        tuned, won = quantization_aware(
+            "int8-dynamic", "dynamic-qat",
+            "quantization-aware training (rounding as XNNPACK's qd8)", round_as_dynamic,
+            lambda codec: undo.pop()(), to_dynamic)
+        if not won:
+            tuned = None
 
     # The fine-tunes whose int8-dynamic networks were chosen, in order: each weights.npz holds
     # all three networks, the last one the networks chosen so far.

@@ -37,7 +37,7 @@ def built(tmp_path_factory):
         str(ROOT / "models" / "hyper" / "weights.npz"),
         "--base", str(ROOT / "models" / "aedge.aem"),
         "--data", str(photos), "-o", str(out), "--steps", "6", "--distill-steps", "4",
-        "--decoder-steps", "3", "--joint-steps", "2",
+        "--decoder-steps", "3", "--joint-steps", "2", "--int8-decoder-steps", "2",
         "--crop", "64", "--batch", "2", "--prune", "0.5"])
     assert result.exit_code == 0, result.output
     assert _digest(ROOT / "models" / "aedge.aem") == shipped  # models/ only with --ship
@@ -167,6 +167,36 @@ def test_decoder_finetune_changes_only_the_int8_dynamic_g_s(built):
     choice = summary["int8_dynamic_decoder"]["bd_rate_vs_float32"]
     assert set(choice) == {"before", "decoder"}
     assert all(set(v) == {"psnr", "ms_ssim"} for v in choice.values())
+
+
+def test_int8_decoder_finetune_changes_only_the_int8_g_s(built):
+    """g_s of the QAT int8 networks, tuned alone (still quantization-aware): full-integer
+    still, with QAT's encoder, and shipped only if nearer float32 on the held-out crops."""
+    from aedge import modelfile
+    qat = modelfile.read(built / "aedge-qat.aem")
+    tuned = modelfile.read(built / "aedge-int8-decoder.aem")
+    assert tuned.identity == qat.identity
+    assert {key for key in qat.networks() if tuned.network(*key) != qat.network(*key)} == \
+        {("g_s", "int8")}
+    _, ops = _ops(tuned.network("g_s", "int8"))
+    assert {"QUANTIZE", "DEQUANTIZE"} <= {op["op_name"] for op in ops}
+    summary = json.loads((built / "optimize.json").read_text())
+    stage = summary["models"]["int8-decoder"]
+    assert (stage["steps"], stage["crop"], stage["msssim_weight"]) == (2, 256, 0.0)
+    choice = summary["int8_decoder"]["bd_rate_vs_float32"]
+    won = summary["int8_choice"]["bd_rate_vs_float32"]
+    before = "qat" if won["qat"] is not None and (won["post-training"] is None or
+                                                 won["qat"] < won["post-training"]) \
+        else "post-training"
+    assert set(choice) == {before, "decoder"}
+    assert all(set(v) == {"psnr", "ms_ssim"} for v in choice.values())
+    nearer = None not in choice["decoder"].values() and (
+        None in choice[before].values() or
+        sum(choice["decoder"].values()) < sum(choice[before].values()))
+    shipped = modelfile.read(built / "aedge.aem")
+    assert (shipped.network("g_s", "int8") == tuned.network("g_s", "int8")) == nearer
+    assert (shipped.manifest["optimization"]["int8"] == tuned.manifest["optimization"]["int8"]
+            ) == nearer
 
 
 def test_joint_finetune_changes_only_the_int8_dynamic_networks(built):
