@@ -176,7 +176,7 @@ def held_out_curve(path, variant, crops):
 @click.option("--msssim-weight", type=click.FloatRange(0), default=3.0, show_default=True,
               help="The weight of MS-SSIM's dB against PSNR's in that fine-tune (3 came nearer "
                    "float32 on held-out crops than 1, PSNR and MS-SSIM summed).")
-@click.option("--int8-decoder-steps", type=click.IntRange(0), default=1600, show_default=True,
+@click.option("--int8-decoder-steps", type=click.IntRange(0), default=3200, show_default=True,
               help="Then the int8 (QAT) g_s alone, still quantization-aware, tuned as "
                    "--decoder-steps tunes the int8-dynamic one (--int8-msssim-weight). 0: none.")
 @click.option("--int8-msssim-weight", type=click.FloatRange(0), default=0.0, show_default=True,
