@@ -29,6 +29,7 @@ Every file keeps the base model's tables and so its identity (runtime/modelfile.
 made with any of them decodes with any other. A fine-tune whose weights are already in the
 build folder is not run again (--fresh runs it anew).
 """
+import hashlib
 import json
 import os
 import shutil
@@ -73,6 +74,10 @@ def _load_weights(codec, path):
         raise click.ClickException(f"{path} does not fit this model; run with --fresh")
     for v, a in zip(variables, arrays):
         v.assign(a)
+
+
+def _digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def write_variant(path, base, networks, notes, compression=zipfile.ZIP_DEFLATED):
@@ -152,7 +157,8 @@ def held_out_curve(path, variant, crops):
                                                      "unless --ship).")
 @click.option("--qat/--no-qat", default=True, show_default=True,
               help="Quantization-aware training of the int8 networks (tfmot), compared with "
-                   "post-training calibration on held-out crops; the better one ships.")
+                   "post-training calibration on held-out crops; the better one ships (and "
+                   "then --int8-decoder-steps).")
 @click.option("--dynamic-qat/--no-dynamic-qat", default=True, show_default=True,
               help="Quantization-aware training of the int8-dynamic networks (the default "
                    "ones), compared with plain conversion on held-out crops; the better ships.")
@@ -177,8 +183,9 @@ def held_out_curve(path, variant, crops):
               help="The weight of MS-SSIM's dB against PSNR's in that fine-tune (3 came nearer "
                    "float32 on held-out crops than 1, PSNR and MS-SSIM summed).")
 @click.option("--int8-decoder-steps", type=click.IntRange(0), default=3200, show_default=True,
-              help="Then the int8 (QAT) g_s alone, still quantization-aware, tuned as "
-                   "--decoder-steps tunes the int8-dynamic one (--int8-msssim-weight). 0: none.")
+              help="With --qat: then the QAT g_s alone, still quantization-aware, tuned as "
+                   "--decoder-steps tunes the int8-dynamic one (--int8-msssim-weight, "
+                   "--decoder-lr), judged on the same sum. 0: none.")
 @click.option("--int8-msssim-weight", type=click.FloatRange(0), default=0.0, show_default=True,
               help="The weight of MS-SSIM's dB against PSNR's in that fine-tune.")
 @click.option("--joint-steps", type=click.IntRange(0), default=1000, show_default=True,
@@ -197,7 +204,7 @@ def held_out_curve(path, variant, crops):
 @click.option("--distill-lr", type=float, default=1e-4, show_default=True,
               help="Adam learning rate of the student.")
 @click.option("--decoder-lr", type=float, default=3e-5, show_default=True,
-              help="Adam learning rate of the g_s fine-tune.")
+              help="Adam learning rate of the g_s fine-tunes (int8-dynamic and int8).")
 @click.option("--joint-lr", type=float, default=3e-5, show_default=True,
               help="Adam learning rate of the g_a, h_a and g_s fine-tune.")
 @click.option("--crop", type=click.IntRange(64), default=128, show_default=True,
@@ -307,7 +314,11 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
             codec, stage = _finetune(
                 out / "int8-decoder", int8, data_dir, int8_decoder_steps,
                 finetune.MS_SSIM_CROP, batch, decoder_lr, fresh, lambda codec: [],
-                parts=("g_s",), settings={"msssim_weight": int8_msssim_weight, "from": "qat"},
+                parts=("g_s",), settings={
+                    "msssim_weight": int8_msssim_weight, "from": "qat",
+                    "steps": int8_decoder_steps, "learning_rate": decoder_lr,
+                    # Not reused over QAT weights other than those it started from.
+                    "qat_weights": _digest(out / "qat" / "weights.npz")},
                 loss=lambda codec, x: finetune.decibels(codec, x, int8_msssim_weight))
             tuned_label = (f"{label}; g_s fine-tuned for PSNR + {int8_msssim_weight:g} x "
                            "MS-SSIM, in dB")
