@@ -274,10 +274,24 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
                                                                   for k, v in bd.items()}}
         return total[name] is not None and (total[plain] is None or total[name] < total[plain])
 
+    def offer(variant, file_name, trained, notes, label, plain, name="qat", against=reference,
+              measures=("psnr",)):
+        """Writes aedge-<file_name>.aem with `trained` networks; where they come nearer
+        float32 than `against`'s (nearer_float32), they and their label are the ones chosen
+        from now on. Returns whether they are."""
+        nonlocal networks
+        path = out / f"aedge-{file_name}.aem"
+        write_variant(path, base, trained, dict(notes))
+        record(file_name, path, notes)
+        won = nearer_float32(variant, path, plain, name, against, measures)
+        if won:
+            networks = trained
+            chosen[variant] = label
+        return won
+
     def quantization_aware(variant, name, label, prepare, finish, convert, settings=None):
         """A fine-tune for one network variant and its model file: (codec, whether it
         ships)."""
-        nonlocal networks
         # Equalized before it learns around the rounding, so that it learns around the
         # rounding of the networks it becomes.
         codec, stage = _finetune(out / name, equalize(teacher(), images), data_dir, steps, crop,
@@ -285,15 +299,8 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         trained = {**networks, **{(p, variant): convert(getattr(codec, p), INPUT_CHANNELS[p])
                                   for p in modelfile.NETWORKS}}
         notes = {"name": f"{base.name}-{name}", variant: label, **stage}
-        path = out / f"aedge-{name}.aem"
-        write_variant(path, base, trained, dict(notes))
-        record(name, path, notes)
         plain = "post-training" if variant == "int8" else "converted"
-        won = nearer_float32(variant, path, plain)
-        if won:
-            networks = trained
-            chosen[variant] = label
-        return codec, won
+        return codec, offer(variant, name, trained, notes, label, plain)
 
     if qat:
         from aedge.optimize import qat as qat_module
@@ -329,14 +336,9 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
                                       for p in ("g_a", "h_a")},
                        ("g_s", "int8"): qat_module.to_int8(codec.g_s, INPUT_CHANNELS["g_s"])}
             notes = {"name": f"{base.name}-int8-decoder", "int8": tuned_label, **stage}
-            path = out / "aedge-int8-decoder.aem"
-            write_variant(path, base, trained, dict(notes))
-            record("int8-decoder", path, notes)
-            if nearer_float32("int8", path, "qat" if won else "post-training", "decoder",
-                              out / "aedge-qat.aem" if won else reference,
-                              ("psnr", "ms_ssim")):
-                networks = trained
-                chosen["int8"] = tuned_label
+            offer("int8", "int8-decoder", trained, notes, tuned_label,
+                  "qat" if won else "post-training", "decoder",
+                  out / "aedge-qat.aem" if won else reference, ("psnr", "ms_ssim"))
 
     from aedge.optimize import dynamic_qat as dynamic_module
 
@@ -367,7 +369,6 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         """A fine-tune of the int8-dynamic networks chosen so far (`parts` of them learn) for
         PSNR and MS-SSIM; its file, and aedge-before-<name>.aem; it ships if nearer float32
         on held-out crops, the BD-rates on both summed."""
-        nonlocal networks
         before = out / f"aedge-before-{name}.aem"
         write_variant(before, base, networks, {**chosen, "name": f"{base.name}-before-{name}"})
         start = equalize(teacher(), images)
@@ -384,13 +385,9 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         chain = f"{chosen.get('int8-dynamic', 'converted')}; {label}"
         notes = {"name": f"{base.name}-{name}", **stage,
                  notes_key: label if notes_key != "int8-dynamic" else chain}
-        path = out / f"aedge-{name}.aem"
-        write_variant(path, base, trained, dict(notes))
-        record(name, path, notes)
-        if nearer_float32("int8-dynamic", path, "before", name, before, ("psnr", "ms_ssim")):
-            networks = trained
+        if offer("int8-dynamic", name, trained, notes, chain, "before", name, before,
+                 ("psnr", "ms_ssim")):
             lineage.append(name)
-            chosen["int8-dynamic"] = chain
 
     if decoder_steps:
         # g_s alone learns, so no compressed file changes, only the pixels it decodes to.
