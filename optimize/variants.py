@@ -94,14 +94,15 @@ def write_variant(path, base, networks, notes, compression=zipfile.ZIP_DEFLATED)
 def _finetune(stage_dir, codec, data_dir, steps, crop, batch, lr, fresh, prepare,
               finish=None, extra_loss=None, settings=None, **how):
     """prepare(codec) -> hooks; the fine-tune; finish(codec). Where the weights of an earlier
-    run are in stage_dir, made with the same `settings` (a dict, kept in stage.json), they are
-    loaded instead of training. Returns the codec and how it was trained (stage.json, kept
-    beside the weights)."""
+    run are in stage_dir, made with the same steps, crops, learning rate and `settings` (a
+    dict; all kept in stage.json), they are loaded instead of training. Returns the codec and
+    how it was trained (stage.json, kept beside the weights)."""
     from aedge.optimize import finetune
 
     weights, record = stage_dir / "weights.npz", stage_dir / "stage.json"
     hooks = prepare(codec)
-    settings = settings or {}
+    settings = {"steps": steps, "batch": batch, "crop": crop, "learning_rate": lr,
+                **(settings or {})}
     earlier = json.loads(record.read_text()) if record.is_file() else None
     if earlier is not None and any(earlier.get(k) != v for k, v in settings.items()):
         _log(f"{stage_dir.name}: its weights were made with other settings; training anew")
@@ -120,8 +121,7 @@ def _finetune(stage_dir, codec, data_dir, steps, crop, batch, lr, fresh, prepare
     if finish:
         finish(codec)
     _save_weights(codec, weights)
-    stage = {"steps": steps, "batch": batch, "crop": crop, "learning_rate": lr,
-             "training_gigapixels": round(steps * batch * crop * crop / 1e9, 3), **settings}
+    stage = {**settings, "training_gigapixels": round(steps * batch * crop * crop / 1e9, 3)}
     record.write_text(json.dumps(stage, indent=2))
     return codec, stage
 
@@ -323,7 +323,6 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
                 finetune.MS_SSIM_CROP, batch, decoder_lr, fresh, lambda codec: [],
                 parts=("g_s",), settings={
                     "msssim_weight": int8_msssim_weight, "from": "qat",
-                    "steps": int8_decoder_steps, "learning_rate": decoder_lr,
                     # Not reused over QAT weights other than those it started from.
                     "qat_weights": _digest(out / "qat" / "weights.npz")},
                 loss=lambda codec, x: finetune.decibels(codec, x, int8_msssim_weight))

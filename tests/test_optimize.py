@@ -202,6 +202,35 @@ def test_int8_decoder_finetune_changes_only_the_int8_g_s(built):
             ) == nearer
 
 
+def test_a_stage_is_reused_only_if_trained_as_asked(tmp_path, monkeypatch):
+    """A build folder's weights stand in for a fine-tune only if they were made with the
+    steps, crops, learning rate and settings asked for now: `--steps 6000` after a run of
+    3,000 trains anew."""
+    import types
+    from aedge.optimize import finetune, variants
+    trained = []
+    monkeypatch.setattr(finetune, "training_batches", lambda *args: None)
+    monkeypatch.setattr(finetune, "finetune",
+                        lambda codec, batches, steps, lr, **how: trained.append((steps, lr)))
+    part = types.SimpleNamespace(weights=[tf.Variable(np.arange(3, dtype=np.float32))])
+    codec = types.SimpleNamespace(g_a=part, h_a=part, g_s=part)
+
+    def run(steps=4, lr=1e-5, crop=64, batch=2, **settings):
+        _, stage = variants._finetune(tmp_path / "stage", codec, tmp_path, steps, crop, batch,
+                                      lr, False, lambda codec: [], settings=settings)
+        return stage
+
+    asked = [dict(), dict(), dict(steps=8), dict(steps=8), dict(steps=8, lr=2e-5),
+             dict(steps=8, lr=2e-5, crop=96), dict(steps=8, lr=2e-5, crop=96, batch=4),
+             dict(steps=8, lr=2e-5, crop=96, batch=4, weight=1.0),
+             dict(steps=8, lr=2e-5, crop=96, batch=4, weight=1.0)]
+    for how in asked:
+        stage = run(**how)
+        assert (stage["steps"], stage["learning_rate"], stage["crop"], stage["batch"]) == (
+            how.get("steps", 4), how.get("lr", 1e-5), how.get("crop", 64), how.get("batch", 2))
+    assert trained == [(4, 1e-5), (8, 1e-5), (8, 2e-5), (8, 2e-5), (8, 2e-5), (8, 2e-5)]
+
+
 def test_joint_finetune_changes_only_the_int8_dynamic_networks(built):
     from aedge import modelfile
     assert _changed(built, "joint") == {(p, "int8-dynamic") for p in modelfile.NETWORKS}
