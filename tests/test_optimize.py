@@ -191,8 +191,7 @@ def test_int8_decoder_finetune_changes_only_the_int8_g_s(built):
     assert set(choice) == {before, "decoder"}
     assert all(set(v) == {"psnr", "ms_ssim"} for v in choice.values())
     assert choice[before]["psnr"] == won[before]  # compared with the networks chosen before
-    assert stage["qat_weights"] == hashlib.sha256(
-        (built / "qat" / "weights.npz").read_bytes()).hexdigest()[:16]
+    assert stage["qat_weights"] == _digest(built / "qat" / "weights.npz")[:16]
     nearer = None not in choice["decoder"].values() and (
         None in choice[before].values() or
         sum(choice["decoder"].values()) < sum(choice[before].values()))
