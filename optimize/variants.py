@@ -91,10 +91,11 @@ def write_variant(path, base, networks, notes, compression=zipfile.ZIP_DEFLATED)
     modelfile.write(path, manifest, networks, base.arrays, compression)
 
 
-def _finetune(stage_dir, codec, data_dir, steps, crop, batch, lr, fresh, prepare,
+def _finetune(stage_dir, codec, made_from, data_dir, steps, crop, batch, lr, fresh, prepare,
               finish=None, extra_loss=None, settings=None, **how):
-    """prepare(codec) -> hooks; the fine-tune; finish(codec). Where the weights of an earlier
-    run are in stage_dir, made with the same steps, crops, learning rate and `settings` (a
+    """prepare(codec) -> hooks; the fine-tune; finish(codec). made_from: the weights files
+    the codec starts from. Where the weights of an earlier run are in stage_dir, made from
+    the same files (by content) with the same steps, crops, learning rate and `settings` (a
     dict; all kept in stage.json), they are loaded instead of training. Returns the codec and
     how it was trained (stage.json, kept beside the weights)."""
     from aedge.optimize import finetune
@@ -102,7 +103,7 @@ def _finetune(stage_dir, codec, data_dir, steps, crop, batch, lr, fresh, prepare
     weights, record = stage_dir / "weights.npz", stage_dir / "stage.json"
     hooks = prepare(codec)
     settings = {"steps": steps, "batch": batch, "crop": crop, "learning_rate": lr,
-                **(settings or {})}
+                **(settings or {}), "made_from": [_digest(path) for path in made_from]}
     earlier = json.loads(record.read_text()) if record.is_file() else None
     if earlier is not None and any(earlier.get(k) != v for k, v in settings.items()):
         _log(f"{stage_dir.name}: its weights were made with other settings; training anew")
@@ -294,8 +295,9 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         ships)."""
         # Equalized before it learns around the rounding, so that it learns around the
         # rounding of the networks it becomes.
-        codec, stage = _finetune(out / name, equalize(teacher(), images), data_dir, steps, crop,
-                                 batch, qat_lr, fresh, prepare, finish, settings=settings)
+        codec, stage = _finetune(out / name, equalize(teacher(), images), [weights], data_dir,
+                                 steps, crop, batch, qat_lr, fresh, prepare, finish,
+                                 settings=settings)
         trained = {**networks, **{(p, variant): convert(getattr(codec, p), INPUT_CHANNELS[p])
                                   for p in modelfile.NETWORKS}}
         notes = {"name": f"{base.name}-{name}", variant: label, **stage}
@@ -319,12 +321,10 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
             from aedge.optimize import finetune
 
             codec, stage = _finetune(
-                out / "int8-decoder", int8, data_dir, int8_decoder_steps,
-                finetune.MS_SSIM_CROP, batch, decoder_lr, fresh, lambda codec: [],
-                parts=("g_s",), settings={
-                    "msssim_weight": int8_msssim_weight, "from": "qat",
-                    # Not reused over QAT weights other than those it started from.
-                    "qat_weights": _digest(out / "qat" / "weights.npz")},
+                out / "int8-decoder", int8, [weights, out / "qat" / "weights.npz"], data_dir,
+                int8_decoder_steps, finetune.MS_SSIM_CROP, batch, decoder_lr, fresh,
+                lambda codec: [], parts=("g_s",),
+                settings={"msssim_weight": int8_msssim_weight, "from": "qat"},
                 loss=lambda codec, x: finetune.decibels(codec, x, int8_msssim_weight))
             tuned_label = (f"{label}; g_s fine-tuned for PSNR + {int8_msssim_weight:g} x "
                            "MS-SSIM, in dB")
@@ -370,12 +370,13 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         on held-out crops, the BD-rates on both summed."""
         before = out / f"aedge-before-{name}.aem"
         write_variant(before, base, networks, {**chosen, "name": f"{base.name}-before-{name}"})
-        start = equalize(teacher(), images)
+        start, made_from = equalize(teacher(), images), [weights]
         if lineage:  # the trained codecs above may have learnt on after their networks won
-            _load_weights(start, out / lineage[-1] / "weights.npz")
+            made_from.append(out / lineage[-1] / "weights.npz")
+            _load_weights(start, made_from[-1])
         codec, stage = _finetune(
-            out / name, start, data_dir, steps, finetune.MS_SSIM_CROP, batch, lr, fresh,
-            round_as_dynamic, lambda codec: undo.pop()(), parts=parts, settings=settings,
+            out / name, start, made_from, data_dir, steps, finetune.MS_SSIM_CROP, batch, lr,
+            fresh, round_as_dynamic, lambda codec: undo.pop()(), parts=parts, settings=settings,
             loss=loss)
         trained = {**networks, **{(p, "int8-dynamic"): to_dynamic(getattr(codec, p),
                                                                    INPUT_CHANNELS[p])
@@ -423,8 +424,8 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         def strip(codec):
             unwrap.pop()()
             return prune.strip(codec)
-        codec, stage = _finetune(out / name, equalize(teacher(), images), data_dir, steps, crop,
-                                 batch, prune_lr, fresh, prune_rounding, strip)
+        codec, stage = _finetune(out / name, equalize(teacher(), images), [weights], data_dir,
+                                 steps, crop, batch, prune_lr, fresh, prune_rounding, strip)
         reached = prune.sparsity(codec)
         notes = {"name": f"{base.name}-{name}", "target_sparsity": sparsity,
                  "sparsity": round(reached, 4),
@@ -444,8 +445,9 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         teacher_codec = teacher()
         student = distill_module.student_from(teacher_codec)
         student, stage = _finetune(
-            out / "fast", student, data_dir, distill_steps, crop, batch, distill_lr, fresh,
-            lambda c: [], extra_loss=distill_module.distillation_loss(teacher_codec, student))
+            out / "fast", student, [weights], data_dir, distill_steps, crop, batch, distill_lr,
+            fresh, lambda c: [],
+            extra_loss=distill_module.distillation_loss(teacher_codec, student))
         from aedge.train.model import macs_per_pixel
         notes = {"name": f"{base.name}-fast", "filters": list(arch.widths(arch.STUDENT_FILTERS)),
                  "teacher_filters": list(teacher_codec.filters), **stage,

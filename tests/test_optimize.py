@@ -191,7 +191,8 @@ def test_int8_decoder_finetune_changes_only_the_int8_g_s(built):
     assert set(choice) == {before, "decoder"}
     assert all(set(v) == {"psnr", "ms_ssim"} for v in choice.values())
     assert choice[before]["psnr"] == won[before]  # compared with the networks chosen before
-    assert stage["qat_weights"] == _digest(built / "qat" / "weights.npz")[:16]
+    assert stage["made_from"] == [_digest(ROOT / "models" / "hyper" / "weights.npz")[:16],
+                                  _digest(built / "qat" / "weights.npz")[:16]]
     nearer = None not in choice["decoder"].values() and (
         None in choice[before].values() or
         sum(choice["decoder"].values()) < sum(choice[before].values()))
@@ -202,9 +203,10 @@ def test_int8_decoder_finetune_changes_only_the_int8_g_s(built):
 
 
 def test_a_stage_is_reused_only_if_trained_as_asked(tmp_path, monkeypatch):
-    """A build folder's weights stand in for a fine-tune only if they were made with the
-    steps, crops, learning rate and settings asked for now: `--steps 6000` after a run of
-    3,000 trains anew."""
+    """A build folder's weights stand in for a fine-tune only if they were made from the
+    same weights with the steps, crops, learning rate and settings asked for now: `--steps
+    6000` after a run of 3,000 trains anew, and so does a run from other weights of the same
+    shapes."""
     import types
     from aedge.optimize import finetune, variants
     trained = []
@@ -214,20 +216,26 @@ def test_a_stage_is_reused_only_if_trained_as_asked(tmp_path, monkeypatch):
     part = types.SimpleNamespace(weights=[tf.Variable(np.arange(3, dtype=np.float32))])
     codec = types.SimpleNamespace(g_a=part, h_a=part, g_s=part)
 
-    def run(steps=4, lr=1e-5, crop=64, batch=2, **settings):
-        _, stage = variants._finetune(tmp_path / "stage", codec, tmp_path, steps, crop, batch,
-                                      lr, False, lambda codec: [], settings=settings)
+    start = tmp_path / "start.npz"
+
+    def run(steps=4, lr=1e-5, crop=64, batch=2, start_with=0, **settings):
+        np.savez(start, np.full(3, start_with, np.float32))
+        _, stage = variants._finetune(tmp_path / "stage", codec, [start], tmp_path, steps, crop,
+                                      batch, lr, False, lambda codec: [], settings=settings)
         return stage
 
     asked = [dict(), dict(), dict(steps=8), dict(steps=8), dict(steps=8, lr=2e-5),
              dict(steps=8, lr=2e-5, crop=96), dict(steps=8, lr=2e-5, crop=96, batch=4),
              dict(steps=8, lr=2e-5, crop=96, batch=4, weight=1.0),
-             dict(steps=8, lr=2e-5, crop=96, batch=4, weight=1.0)]
+             dict(steps=8, lr=2e-5, crop=96, batch=4, weight=1.0),
+             dict(steps=8, lr=2e-5, crop=96, batch=4, weight=1.0, start_with=1),
+             dict(steps=8, lr=2e-5, crop=96, batch=4, weight=1.0, start_with=1)]
     for how in asked:
         stage = run(**how)
         assert (stage["steps"], stage["learning_rate"], stage["crop"], stage["batch"]) == (
             how.get("steps", 4), how.get("lr", 1e-5), how.get("crop", 64), how.get("batch", 2))
-    assert trained == [(4, 1e-5), (8, 1e-5), (8, 2e-5), (8, 2e-5), (8, 2e-5), (8, 2e-5)]
+    assert trained == [(4, 1e-5), (8, 1e-5), (8, 2e-5), (8, 2e-5), (8, 2e-5), (8, 2e-5),
+                       (8, 2e-5)]
 
 
 def test_joint_finetune_changes_only_the_int8_dynamic_networks(built):
