@@ -88,8 +88,8 @@ train-keras: setup  ## the same model with the Keras trainer (GPUs through Mirro
 # of them on the rate and both measures, 50%- and 75%-sparse models, the distilled fast
 # model, each a model file under $(BUILD); models/ is left alone (QUANTIZE_FLAGS=--ship, or
 # cp $(BUILD)/aedge.aem models/, ships the chosen one). Fine-tunes already done are reused
-# where made from the same weights with the same steps, crops, learning rate and settings
-# (stage.json).
+# where made from the same weights on the same photos with the same steps, crops, learning
+# rate and settings (stage.json).
 # About three and a half hours on two cores (each quantization stage 14 minutes, the int8
 # g_s's 45, the int8-dynamic g_s's about 30, all three's about 20, each pruning 13 to 17,
 # the student 46, and the exports). For a quick look: QUANTIZE_FLAGS="--steps 300

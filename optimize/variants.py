@@ -27,7 +27,8 @@ In the build folder (build/quantize):
 
 Every file keeps the base model's tables and so its identity (runtime/modelfile.py): a file
 made with any of them decodes with any other. A fine-tune whose weights are already in the
-build folder is not run again (--fresh runs it anew).
+build folder, made from the same weights on the same photos with the same settings (its
+stage.json), is not run again (--fresh runs it anew).
 """
 import hashlib
 import json
@@ -80,6 +81,17 @@ def _digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+def _data_digest(data_dir):
+    """The training photos by name and size: enough to tell one folder from another without
+    reading them all."""
+    from aedge.train.files import find_images
+
+    root = Path(data_dir)
+    listing = "\n".join(f"{Path(f).relative_to(root)} {os.path.getsize(f)}"
+                         for f in find_images(root))
+    return hashlib.sha256(listing.encode()).hexdigest()[:16]
+
+
 def write_variant(path, base, networks, notes, compression=zipfile.ZIP_DEFLATED):
     """A model file with the base's manifest, tables and identity, and these networks."""
     from aedge import modelfile
@@ -95,15 +107,16 @@ def _finetune(stage_dir, codec, made_from, data_dir, steps, crop, batch, lr, fre
               finish=None, extra_loss=None, settings=None, **how):
     """prepare(codec) -> hooks; the fine-tune; finish(codec). made_from: the weights files
     the codec starts from. Where the weights of an earlier run are in stage_dir, made from
-    the same files (by content) with the same steps, crops, learning rate and `settings` (a
-    dict; all kept in stage.json), they are loaded instead of training. Returns the codec and
+    the same files (by content) on the same photos with the same steps, crops, learning rate
+    and `settings` (a dict; all kept in stage.json), they are loaded instead of training. Returns the codec and
     how it was trained (stage.json, kept beside the weights)."""
     from aedge.optimize import finetune
 
     weights, record = stage_dir / "weights.npz", stage_dir / "stage.json"
     hooks = prepare(codec)
     settings = {"steps": steps, "batch": batch, "crop": crop, "learning_rate": lr,
-                **(settings or {}), "made_from": [_digest(path) for path in made_from]}
+                **(settings or {}), "made_from": [_digest(path) for path in made_from],
+                "data": _data_digest(data_dir)}
     earlier = json.loads(record.read_text()) if record.is_file() else None
     if earlier is not None and any(earlier.get(k) != v for k, v in settings.items()):
         _log(f"{stage_dir.name}: its weights were made with other settings; training anew")

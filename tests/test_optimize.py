@@ -204,9 +204,9 @@ def test_int8_decoder_finetune_changes_only_the_int8_g_s(built):
 
 def test_a_stage_is_reused_only_if_trained_as_asked(tmp_path, monkeypatch):
     """A build folder's weights stand in for a fine-tune only if they were made from the
-    same weights with the steps, crops, learning rate and settings asked for now: `--steps
-    6000` after a run of 3,000 trains anew, and so does a run from other weights of the same
-    shapes."""
+    same weights on the same photos with the steps, crops, learning rate and settings asked
+    for now: `--steps 6000` after a run of 3,000 trains anew, and so does a run from other
+    weights of the same shapes or on other photos."""
     import types
     from aedge.optimize import finetune, variants
     trained = []
@@ -216,11 +216,13 @@ def test_a_stage_is_reused_only_if_trained_as_asked(tmp_path, monkeypatch):
     part = types.SimpleNamespace(weights=[tf.Variable(np.arange(3, dtype=np.float32))])
     codec = types.SimpleNamespace(g_a=part, h_a=part, g_s=part)
 
-    start = tmp_path / "start.npz"
+    start, photos = tmp_path / "start.npz", tmp_path / "photos"
+    photos.mkdir()
 
-    def run(steps=4, lr=1e-5, crop=64, batch=2, start_with=0, **settings):
+    def run(steps=4, lr=1e-5, crop=64, batch=2, start_with=0, photo=8, **settings):
         np.savez(start, np.full(3, start_with, np.float32))
-        _, stage = variants._finetune(tmp_path / "stage", codec, [start], tmp_path, steps, crop,
+        Image.fromarray(synthetic(photo, 8)).save(photos / "photo.png")
+        _, stage = variants._finetune(tmp_path / "stage", codec, [start], photos, steps, crop,
                                       batch, lr, False, lambda codec: [], settings=settings)
         return stage
 
@@ -229,13 +231,15 @@ def test_a_stage_is_reused_only_if_trained_as_asked(tmp_path, monkeypatch):
              dict(steps=8, lr=2e-5, crop=96, batch=4, weight=1.0),
              dict(steps=8, lr=2e-5, crop=96, batch=4, weight=1.0),
              dict(steps=8, lr=2e-5, crop=96, batch=4, weight=1.0, start_with=1),
-             dict(steps=8, lr=2e-5, crop=96, batch=4, weight=1.0, start_with=1)]
+             dict(steps=8, lr=2e-5, crop=96, batch=4, weight=1.0, start_with=1),
+             dict(steps=8, lr=2e-5, crop=96, batch=4, weight=1.0, start_with=1, photo=16),
+             dict(steps=8, lr=2e-5, crop=96, batch=4, weight=1.0, start_with=1, photo=16)]
     for how in asked:
         stage = run(**how)
         assert (stage["steps"], stage["learning_rate"], stage["crop"], stage["batch"]) == (
             how.get("steps", 4), how.get("lr", 1e-5), how.get("crop", 64), how.get("batch", 2))
     assert trained == [(4, 1e-5), (8, 1e-5), (8, 2e-5), (8, 2e-5), (8, 2e-5), (8, 2e-5),
-                       (8, 2e-5)]
+                       (8, 2e-5), (8, 2e-5)]
 
 
 def test_joint_finetune_changes_only_the_int8_dynamic_networks(built):
@@ -255,6 +259,8 @@ def test_joint_finetune_changes_only_the_int8_dynamic_networks(built):
         ("decoder", sum(decoder["decoder"].values()) < sum(decoder["before"].values())))
         if better]
     assert stage["from"] == (" + ".join(won) or "converted")
+    assert stage["made_from"] == [_digest(ROOT / "models" / "hyper" / "weights.npz")[:16]] + [
+        _digest(built / name / "weights.npz")[:16] for name in won[-1:]]
     choice = summary["int8_dynamic_joint"]["bd_rate_vs_float32"]
     assert set(choice) == {"before", "joint"}
     assert all(set(v) == {"psnr", "ms_ssim"} for v in choice.values())
