@@ -108,8 +108,8 @@ def _finetune(stage_dir, codec, made_from, data_dir, steps, crop, batch, lr, fre
     """prepare(codec) -> hooks; the fine-tune; finish(codec). made_from: the weights files
     the codec starts from. Where the weights of an earlier run are in stage_dir, made from
     the same files (by content) on the same photos with the same steps, crops, learning rate
-    and `settings` (a dict; all kept in stage.json), they are loaded instead of training. Returns the codec and
-    how it was trained (stage.json, kept beside the weights)."""
+    and `settings` (a dict; all kept in stage.json), they are loaded instead of training.
+    Returns the codec and how it was trained (stage.json, kept beside the weights)."""
     from aedge.optimize import finetune
 
     weights, record = stage_dir / "weights.npz", stage_dir / "stage.json"
@@ -119,7 +119,8 @@ def _finetune(stage_dir, codec, made_from, data_dir, steps, crop, batch, lr, fre
                 "data": _data_digest(data_dir)}
     earlier = json.loads(record.read_text()) if record.is_file() else None
     if earlier is not None and any(earlier.get(k) != v for k, v in settings.items()):
-        _log(f"{stage_dir.name}: its weights were made with other settings; training anew")
+        _log(f"{stage_dir.name}: its weights were made from other weights, photos or settings; "
+             "training anew")
     elif weights.is_file() and earlier is not None and not fresh:
         _log(f"{stage_dir.name}: reusing {weights}")
         if finish:
