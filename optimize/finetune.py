@@ -30,12 +30,28 @@ def learning_rate(lr, steps):
     return keras.optimizers.schedules.PiecewiseConstantDecay([int(steps * 0.8)], [lr, lr / 10])
 
 
-def _both_errors(codec, x):
-    """(anchor, bpp, MSE in 255ths squared, 1 - MS-SSIM) per crop, at random anchors, as
-    training sees the codec."""
+def draw_positions(codec, count, over="anchors"):
+    """Where each of `count` crops is coded: at one of the anchors (integers), or
+    over="qualities": at positions drawn evenly over the span qualities 1..100 take
+    (export.quality_positions), between the anchors and below them, where the bench and `-q`
+    code. No lambda is defined there, so only losses without one can use them."""
     import tensorflow as tf
 
-    anchor = tf.random.uniform(tf.shape(x)[:1], 0, len(codec.lambdas), tf.int32)
+    if over == "qualities":
+        from aedge.optimize.export import EXTRAPOLATED_ANCHORS
+
+        return tf.random.uniform((count,), -EXTRAPOLATED_ANCHORS, len(codec.lambdas) - 1.0)
+    if over != "anchors":
+        raise ValueError(f"over must be 'anchors' or 'qualities', not {over!r}")
+    return tf.random.uniform((count,), 0, len(codec.lambdas), tf.int32)
+
+
+def _both_errors(codec, x, over="anchors"):
+    """(anchor, bpp, MSE in 255ths squared, 1 - MS-SSIM) per crop, as training sees the
+    codec, at positions drawn by draw_positions."""
+    import tensorflow as tf
+
+    anchor = draw_positions(codec, tf.shape(x)[0], over)
     x_hat, bits = codec((x, anchor), training=True)
     bpp = bits / tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
     mse = tf.reduce_mean(tf.square(x - x_hat), axis=(1, 2, 3)) * 255.0 ** 2
@@ -43,15 +59,16 @@ def _both_errors(codec, x):
     return anchor, bpp, mse, error
 
 
-def decibels(codec, x, msssim_weight):
+def decibels(codec, x, msssim_weight, over="anchors"):
     """(-(PSNR + msssim_weight * MS-SSIM), bpp, mse) per crop, both qualities in dB
     (MS-SSIM as -10 log10(1 - MS-SSIM), as the bench compares it). For a fine-tune of g_s
     alone, where the rate cannot change: it trades the two measures aedge is judged on at
     the weight given, where the rate-distortion loss knows only MSE. Crops of at least 176
-    pixels (MS-SSIM's five scales)."""
+    pixels (MS-SSIM's five scales). over: see draw_positions; no lambda is needed here, so the
+    crops may sit between anchors."""
     import tensorflow as tf
 
-    _, bpp, mse, error = _both_errors(codec, x)
+    _, bpp, mse, error = _both_errors(codec, x, over)
     db = lambda e: -10 * tf.math.log(tf.maximum(e, 1e-10)) / np.log(10)
     return -(db(mse / 255.0 ** 2) + msssim_weight * db(error)), bpp, mse
 

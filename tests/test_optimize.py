@@ -356,6 +356,43 @@ def test_decibels_is_psnr_plus_weighted_ms_ssim_in_db():
     assert (weighted < -10 * np.log10(255 ** 2 / mse2) - 5).all()
 
 
+def test_gains_between_anchors_are_the_model_files_gains():
+    """A fine-tune that codes crops between the anchors gives them the gains a quality there
+    gets in the model file (export.gain_tables, to its fixed point), extrapolated below the
+    lowest anchor as export does; whole positions are the anchors' own gains."""
+    from aedge.optimize import export
+    codec = _shipped_codec()
+    positions = np.array([-1.5, -0.3, 0.0, 2.5, 6.25, 7.0])
+    tables = export.gain_tables(codec, positions)
+    gains = codec._gains(tf.constant(positions, tf.float32))
+    for got, name in zip(gains, ("gain_y", "gain_y_inverse", "gain_z", "gain_z_inverse")):
+        np.testing.assert_allclose(got.numpy()[:, 0, 0, :], tables[name] / 2 ** 16,
+                                   rtol=1e-6, atol=2 ** -16)
+    whole = codec._gains(tf.constant([0, 3, 7]))
+    for a, b in zip(whole, codec._gains(tf.constant([0.0, 3.0, 7.0]))):
+        assert np.array_equal(a.numpy(), b.numpy())
+
+
+def test_draw_positions_over_qualities_covers_the_quality_span_evenly():
+    from aedge.optimize.export import EXTRAPOLATED_ANCHORS
+    from aedge.optimize.finetune import draw_positions
+    codec = _shipped_codec()
+    top = len(codec.lambdas) - 1
+    tf.random.set_seed(0)
+    positions = draw_positions(codec, 20000, "qualities").numpy()
+    assert positions.dtype == np.float32
+    assert positions.min() >= -EXTRAPOLATED_ANCHORS and positions.max() <= top
+    # Evenly: the extrapolated qualities get their share of the span, the top anchor no
+    # more than the width around it.
+    below = EXTRAPOLATED_ANCHORS / (EXTRAPOLATED_ANCHORS + top)
+    assert abs((positions < 0).mean() - below) < 0.01
+    assert abs((positions > top - 0.5).mean() - 0.5 / (EXTRAPOLATED_ANCHORS + top)) < 0.01
+    anchors = draw_positions(codec, 20000).numpy()
+    assert anchors.dtype == np.int32 and set(anchors) == set(range(top + 1))
+    with pytest.raises(ValueError, match="over must be"):
+        draw_positions(codec, 1, "lambdas")
+
+
 def test_dynamic_rounding_imitates_the_converted_network():
     """g_s with its convolutions wrapped by dynamic_qat lands nearer the int8-dynamic TFLite
     network's output than the float model does (about half as far, measured): the fine-tune
