@@ -90,10 +90,11 @@ train-keras: setup  ## the same model with the Keras trainer (GPUs through Mirro
 # cp $(BUILD)/aedge.aem models/, ships the chosen one). Fine-tunes already done are reused
 # where made from the same weights on the same photos with the same steps, crops, learning
 # rate and settings (stage.json).
-# About three and a half hours on two cores (each quantization stage 14 minutes, the int8
-# g_s's 45, the int8-dynamic g_s's about 30, all three's about 20, each pruning 13 to 17,
-# the student 46, and the exports). For a quick look: QUANTIZE_FLAGS="--steps 300
-# --distill-steps 2000 --decoder-steps 300 --joint-steps 200 --int8-decoder-steps 300"
+# About four hours on two cores (the int8 quantization stage 33 minutes, the int8-dynamic one
+# 14, the int8 g_s's 45, the int8-dynamic g_s's about 30, all three's about 20, each pruning
+# 13 to 17, the student 46, and the exports). For a quick look: QUANTIZE_FLAGS="--steps 300
+# --int8-qat-steps 300 --distill-steps 2000 --decoder-steps 300 --joint-steps 200
+# --int8-decoder-steps 300"
 quantize: setup  ## build the device model variants (QAT int8, pruned, distilled) under $(BUILD)
 	$(VENV)/bin/python -m aedge.optimize $(QUANTIZE_WEIGHTS) --base models/aedge.aem \
 	  --data $(DATA) -o $(BUILD) $(QUANTIZE_FLAGS)

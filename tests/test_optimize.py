@@ -36,7 +36,8 @@ def built(tmp_path_factory):
     result = CliRunner().invoke(main, [
         str(ROOT / "models" / "hyper" / "weights.npz"),
         "--base", str(ROOT / "models" / "aedge.aem"),
-        "--data", str(photos), "-o", str(out), "--steps", "6", "--distill-steps", "4",
+        "--data", str(photos), "-o", str(out), "--steps", "6", "--int8-qat-steps", "6",
+        "--distill-steps", "4",
         "--decoder-steps", "3", "--joint-steps", "2", "--int8-decoder-steps", "2",
         "--crop", "64", "--batch", "2", "--prune", "0.5"])
     assert result.exit_code == 0, result.output
