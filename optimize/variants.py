@@ -234,8 +234,8 @@ def held_out_curve(path, variant, crops):
 @click.option("--fresh", is_flag=True, help="Fine-tune again even where weights exist.")
 @click.option("--ship", is_flag=True, help="Copy the chosen aedge.aem over the shipped model.")
 def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, distill, steps,
-         int8_qat_steps, distill_steps, decoder_steps, msssim_weight, int8_decoder_steps, int8_msssim_weight,
-         joint_steps, joint_msssim_weight, qat_lr,
+         int8_qat_steps, distill_steps, decoder_steps, msssim_weight, int8_decoder_steps,
+         int8_msssim_weight, joint_steps, joint_msssim_weight, qat_lr,
          prune_lr, distill_lr, decoder_lr, joint_lr, crop, batch, fresh, ship):
     """Build the device model files from WEIGHTS (make quantize)."""
     from aedge import modelfile

@@ -233,17 +233,17 @@ class Codec(keras.Model):
     def _gains(self, anchor):
         """2**gain per crop. anchor: integers, or float positions between and below the
         anchors, interpolated in log2 as export.gain_tables places the qualities."""
+        read = lambda g, i: tf.cast(tf.gather(g, i), tf.float32)
         if anchor.dtype.is_floating:
             # In float32 whatever the positions' dtype or the policy: under mixed precision
             # the gains read as float16, and float16 times float32 fails.
             anchor = tf.cast(anchor, tf.float32)
             low = tf.clip_by_value(tf.floor(anchor), 0.0, len(self.lambdas) - 2.0)
             frac, low = (anchor - low)[:, None], tf.cast(low, tf.int32)
-            g32 = lambda g, i: tf.cast(tf.gather(g, i), tf.float32)
-            at = lambda g: (1 - frac) * g32(g, low) + frac * g32(g, low + 1)
+            at = lambda g: (1 - frac) * read(g, low) + frac * read(g, low + 1)
         else:
-            at = lambda g: tf.gather(g, anchor)
-        pick = lambda g: (2.0 ** tf.cast(at(g), tf.float32))[:, None, None, :]
+            at = lambda g: read(g, anchor)
+        pick = lambda g: (2.0 ** at(g))[:, None, None, :]
         return (pick(self.gain_y), pick(self.gain_y_inverse), pick(self.gain_z),
                 pick(self.gain_z_inverse))
 
