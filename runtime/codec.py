@@ -76,7 +76,9 @@ class Codec:
         except Exception as e:  # whatever a broken table or h_s makes numpy raise
             raise AedgeError(f"{self.model.path} is not a valid aedge model file "
                              f"({' '.join(str(e).split())})") from None
-        if self.h_s.layers[-1][2] != 2 * self.m or self.h_s.in_channels != self.z_channels \
+        # The means and the log-scales come out as two parts of h_s's last layer.
+        if self.h_s.layers[-1][0] != "conv1" or self.h_s.layers[-1][2] != 2 * self.m or \
+                self.h_s.in_channels != self.z_channels \
                 or self.h_s.upsampling != HYPER_STRIDE // STRIDE:
             raise AedgeError(f"{self.model.path} is not a valid aedge model file (h_s does "
                              "not fit the latents)")
@@ -229,18 +231,17 @@ class Codec:
         shift = hyper.GAIN_FRAC_BITS - hyper.ACT_FRAC_BITS
         a = hyper.shift_round(z_q * arrays["gain_z_inverse"][row], shift)
         # Integers held in float64, every value below 2**40: exact, as in h_s itself.
-        out = self.h_s.floats(np.clip(a, -hyper.ACT_LIMIT, hyper.ACT_LIMIT), self.threads,
-                              crop)
+        mean, log2_scale = self.h_s.floats(np.clip(a, -hyper.ACT_LIMIT, hyper.ACT_LIMIT),
+                                           self.threads, crop, parts=2)
         # Each step below is one pass, and exact: mu * gain_y is an integer below 2**53 and
         # the scale a power of two, so scaling the gain first changes no bit; likewise
         # ((l + c) * per_octave + 2**7) / 2**8 = l * (per_octave / 2**8) + (c * per_octave +
         # 2**7) / 2**8, every term a multiple of 2**-8 well below 2**45.
         unit = 2.0 ** -(hyper.ACT_FRAC_BITS + hyper.GAIN_FRAC_BITS)
-        mean = out[..., :self.m] * (arrays["gain_y"][row] * unit)
+        mean *= arrays["gain_y"][row] * unit
         half, step = 1 << (hyper.ACT_FRAC_BITS - 1), 1.0 / (1 << hyper.ACT_FRAC_BITS)
         offset = ((arrays["log2_gain_y"][row] - self.log2_scale_min) * self.per_octave
                   + half) * step
-        log2_scale = out[..., self.m:]
         log2_scale *= self.per_octave * step
         log2_scale += offset
         index = np.floor(log2_scale, out=log2_scale)

@@ -82,12 +82,17 @@ class HyperSynthesis:
         crop=(top, bottom, left, right), only those rows and columns of it."""
         return self.floats(a, threads, crop).astype(np.int64)
 
-    def floats(self, a, threads=1, crop=None):
+    def floats(self, a, threads=1, crop=None, parts=1):
         """The same integers, left in float64 (exact): the caller's next steps are exact in
         float64 too, and converting the largest array of h_s costs as much as a layer.
         threads: how many threads share each layer's rows. crop: as in __call__; each layer
         then computes only what the crop depends on, the same integers as the whole output
-        has there."""
+        has there. parts > 1: a list of that many arrays, the output's channels cut into
+        equal runs (the codec's means and log-scales), each made contiguous by a product of
+        its own: every later pass over a strided half of the output took 1.5 to 2 times as
+        long."""
+        if parts != 1 and (self.layers[-1][0] != "conv1" or self.weights[-1][0].shape[1] % parts):
+            raise ValueError(f"h_s's output cannot be cut into {parts} parts")
         # One BLAS thread: OpenBLAS's workers spin for a while after each product (numpy's
         # wheels bundle it), on the cores that the networks' XNNPACK threads run on next.
         # Measured on a Kodak image here: g_s 76-94 ms after h_s with two BLAS threads,
@@ -102,8 +107,9 @@ class HyperSynthesis:
             a = np.asarray(a, np.float64)
             up = self.upsampling
             crop = crop or (0, a.shape[0] * up, 0, a.shape[1] * up)
-            return self._floats(a, self._plan(crop, a.shape[:2]), crop,
-                                min(max(1, threads), MAX_THREADS))
+            out = self._floats(a, self._plan(crop, a.shape[:2]), crop,
+                               min(max(1, threads), MAX_THREADS), parts)
+            return out if parts != 1 else out[0]
 
     def _plan(self, crop, size):
         """For each layer, the rows and columns of its input it reads and of its outputs (before
@@ -130,12 +136,13 @@ class HyperSynthesis:
             need = reads
         return plan[::-1]
 
-    def _floats(self, a, plan, crop, threads):
+    def _floats(self, a, plan, crop, threads, parts):
         wanted = (0, a.shape[0], 0, a.shape[1])  # the rows and columns `a` holds
-        for (kind, k, out, act), (kernel, bias), (reads, computes) in zip(
-                self.layers, self.weights, plan):
-            a = a[reads[0] - wanted[0]:reads[1] - wanted[0],
-                  reads[2] - wanted[2]:reads[3] - wanted[2]]
+        a = [a]  # each layer's output as its runs of channels (only the last has several)
+        for n, ((kind, k, out, act), (kernel, bias), (reads, computes)) in enumerate(zip(
+                self.layers, self.weights, plan)):
+            a = a[0][reads[0] - wanted[0]:reads[1] - wanted[0],
+                     reads[2] - wanted[2]:reads[3] - wanted[2]]
             # As one (positions, k*k*cin) matrix: numpy multiplies an (h, w, n) array row by
             # row of h, three to four times slower here; any order of the sum is exact. Zero
             # padding at the edges of what is read is right where they are the input's edges,
@@ -143,11 +150,14 @@ class HyperSynthesis:
             top, left = computes[0] - reads[0], computes[2] - reads[2]
             h, w = computes[1] - computes[0], computes[3] - computes[2]
             patches = _patches(a, k)[top:top + h, left:left + w].reshape(h * w, kernel.shape[0])
-            a = np.empty((h * w, kernel.shape[1]))
+            cut = parts if n == len(self.layers) - 1 else 1
+            step = kernel.shape[1] // cut
+            runs = [slice(p * step, (p + 1) * step) for p in range(cut)]
+            outs = [np.empty((h * w, step)) for _ in runs]
             low = 0 if act == "relu" else -ACT_LIMIT
             bounds = np.linspace(0, h * w, min(threads, h * w) + 1).astype(int)
-            jobs = [(patches[i:j], kernel, bias, low, a[i:j])
-                    for i, j in zip(bounds[:-1], bounds[1:])]
+            jobs = [(patches[i:j], [(kernel[:, r], bias[r], o[i:j]) for r, o in zip(runs, outs)],
+                     low) for i, j in zip(bounds[:-1], bounds[1:])]
             shares = [_pool(threads - 1).submit(_layer, *job) for job in jobs[1:]]
             try:
                 if jobs:
@@ -156,22 +166,25 @@ class HyperSynthesis:
                 concurrent.futures.wait(shares)
             for share in shares:
                 share.result()
-            a = a.reshape(h, w, kernel.shape[1])
+            a = [o.reshape(h, w, step) for o in outs]
             wanted = computes
             if kind == "up":
-                a = depth_to_space(a)
+                a = [depth_to_space(o) for o in a]
                 wanted = tuple(2 * v for v in computes)
         top, bottom, left, right = crop
-        return a[top - wanted[0]:bottom - wanted[0], left - wanted[2]:right - wanted[2]]
+        return [o[top - wanted[0]:bottom - wanted[0], left - wanted[2]:right - wanted[2]]
+                for o in a]
 
 
-def _layer(patches, kernel, bias, low, out):
-    np.matmul(patches, kernel, out=out)
-    # In place: on a Kodak image the last layer's output is 590,000 values, and each
-    # temporary of that size costs about as much as its matrix product.
-    out += bias
-    np.floor(out, out=out)
-    np.clip(out, low, ACT_LIMIT, out=out)  # before depth_to_space: it only moves values
+def _layer(patches, products, low):
+    """products: (kernel, bias, out) for each run of the output's channels."""
+    for kernel, bias, out in products:
+        np.matmul(patches, kernel, out=out)
+        # In place: on a Kodak image the last layer's output is 590,000 values, and each
+        # temporary of that size costs about as much as its matrix product.
+        out += bias
+        np.floor(out, out=out)
+        np.clip(out, low, ACT_LIMIT, out=out)  # before depth_to_space: it only moves values
 
 
 @functools.cache

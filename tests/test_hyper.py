@@ -91,6 +91,34 @@ def test_a_crop_is_computed_alone_to_the_same_integers(crop):
         top:bottom, left:right])
 
 
+@pytest.mark.parametrize("threads, crop", [(1, None), (2, (1, 5, 2, 7)), (3, (0, 6, 0, 8))])
+def test_the_output_in_parts_is_the_whole_output_cut_along_its_channels(threads, crop):
+    rng = np.random.default_rng(threads)
+    weights = random_weights(rng, LAYERS, 3)
+    net = hyper.HyperSynthesis(LAYERS, weights)
+    a = rng.integers(-3000, 3000, (3, 4, 3))
+    top, bottom, left, right = crop or (0, 6, 0, 8)
+    whole = reference(LAYERS, weights, a)[top:bottom, left:right]
+    for parts in (2, 3):
+        cut = net.floats(a, threads, crop, parts=parts)
+        assert len(cut) == parts
+        run = 6 // parts
+        for p, part in enumerate(cut):
+            # A 1x1 last layer computes just the crop: each part is one contiguous array.
+            assert part.flags.c_contiguous
+            np.testing.assert_array_equal(part, whole[..., p * run:(p + 1) * run])
+
+
+def test_parts_that_do_not_divide_the_channels_or_follow_an_upsampling_are_refused():
+    net = hyper.HyperSynthesis(LAYERS, random_weights(np.random.default_rng(0), LAYERS, 3))
+    with pytest.raises(ValueError, match="4 parts"):
+        net.floats(np.zeros((3, 5, 3)), parts=4)
+    up_last = LAYERS[:2]
+    net = hyper.HyperSynthesis(up_last, random_weights(np.random.default_rng(0), up_last, 3))
+    with pytest.raises(ValueError, match="2 parts"):
+        net.floats(np.zeros((3, 5, 3)), parts=2)
+
+
 def test_a_crop_outside_the_output_is_refused():
     net = hyper.HyperSynthesis(LAYERS, random_weights(np.random.default_rng(0), LAYERS, 3))
     with pytest.raises(ValueError, match="outside"):
