@@ -88,10 +88,11 @@ class HyperSynthesis:
         threads: how many threads share each layer's rows. crop: as in __call__; each layer
         then computes only what the crop depends on, the same integers as the whole output
         has there. parts > 1: a list of that many arrays, the output's channels cut into
-        equal runs (the codec's means and log-scales), each made contiguous by a product of
-        its own: every later pass over a strided half of the output took 1.5 to 2 times as
-        long."""
-        if parts != 1 and (self.layers[-1][0] != "conv1" or self.weights[-1][0].shape[1] % parts):
+        equal runs (the codec's means and log-scales), each contiguous, from a product of its
+        own: the codec's passes over the strided halves of one array cost it 1.5 ms a side on
+        a Kodak image."""
+        if parts != 1 and (parts < 1 or self.layers[-1][0] != "conv1" or
+                           self.weights[-1][0].shape[1] % parts):
             raise ValueError(f"h_s's output cannot be cut into {parts} parts")
         # One BLAS thread: OpenBLAS's workers spin for a while after each product (numpy's
         # wheels bundle it), on the cores that the networks' XNNPACK threads run on next.

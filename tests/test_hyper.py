@@ -111,8 +111,9 @@ def test_the_output_in_parts_is_the_whole_output_cut_along_its_channels(threads,
 
 def test_parts_that_do_not_divide_the_channels_or_follow_an_upsampling_are_refused():
     net = hyper.HyperSynthesis(LAYERS, random_weights(np.random.default_rng(0), LAYERS, 3))
-    with pytest.raises(ValueError, match="4 parts"):
-        net.floats(np.zeros((3, 5, 3)), parts=4)
+    for parts in (4, 0):
+        with pytest.raises(ValueError, match=f"into {parts} parts"):
+            net.floats(np.zeros((3, 5, 3)), parts=parts)
     up_last = LAYERS[:2]
     net = hyper.HyperSynthesis(up_last, random_weights(np.random.default_rng(0), up_last, 3))
     with pytest.raises(ValueError, match="2 parts"):
