@@ -76,7 +76,8 @@ class Codec:
         except Exception as e:  # whatever a broken table or h_s makes numpy raise
             raise AedgeError(f"{self.model.path} is not a valid aedge model file "
                              f"({' '.join(str(e).split())})") from None
-        # The means and the log-scales come out as two parts of h_s's last layer.
+        # The means and the log-scales come out as two parts of h_s's last layer
+        # (HyperSynthesis.floats parts=2), which only a stride-1 last layer can give.
         if self.h_s.layers[-1][0] != "conv1" or self.h_s.layers[-1][2] != 2 * self.m or \
                 self.h_s.in_channels != self.z_channels \
                 or self.h_s.upsampling != HYPER_STRIDE // STRIDE:

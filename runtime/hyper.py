@@ -12,6 +12,7 @@ round(b * 2**(shift[c] + ACT_FRAC_BITS)); its output is (sum + 2**(shift-1)) >> 
 """
 import concurrent.futures
 import functools
+import operator
 import threading
 
 import numpy as np
@@ -91,6 +92,7 @@ class HyperSynthesis:
         equal runs (the codec's means and log-scales), each contiguous, from a product of its
         own: the codec's passes over the strided halves of one array cost it 1.5 ms a side on
         a Kodak image."""
+        parts = operator.index(parts)
         if parts != 1 and (parts < 1 or self.layers[-1][0] != "conv1" or
                            self.weights[-1][0].shape[1] % parts):
             raise ValueError(f"h_s's output cannot be cut into {parts} parts")

@@ -121,6 +121,22 @@ def edit_arrays(members, **changes):
     return {**members, modelfile.ARRAYS: out.getvalue()}
 
 
+def h_s_ending_in_an_upsampling(members):
+    """Layers whose sizes all fit the latents, but whose last layer is an upsampling one,
+    from which the codec cannot take the means and the log-scales as two parts."""
+    layers = json.loads(members["manifest.json"])["h_s"]
+    layers = layers[:2] + [["up", 1, layers[-1][2], None]]
+    members = edit_manifest(members, h_s=layers)
+    with np.load(io.BytesIO(members[modelfile.ARRAYS])) as npz:
+        arrays = {k: npz[k] for k in npz.files if not k.startswith("h_s.3.")}
+    cout = 4 * layers[-1][2]
+    arrays.update({"h_s.2.kernel": np.zeros((1, 1, layers[1][2], cout), np.int64),
+                   "h_s.2.bias": np.zeros(cout, np.int64), "h_s.2.shift": np.zeros(cout, np.int64)})
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    return {**members, modelfile.ARRAYS: out.getvalue()}
+
+
 def bad_freqs(f):
     f = f.copy()
     f[0, 1] += 1  # no longer sums to 2**16
@@ -138,6 +154,7 @@ BROKEN = {
     "latent channels 0": lambda m: edit_manifest(m, latent_channels=0),
     "h_s not a layer list": lambda m: edit_manifest(m, h_s=[["conv1", 3]]),
     "h_s of another width": lambda m: edit_manifest(m, hyper_channels=95),
+    "h_s ending in an upsampling": h_s_ending_in_an_upsampling,
     "no scales": lambda m: edit_manifest(m, scales={"count": 64}),
     "table that does not sum": lambda m: edit_arrays(m, y_freqs=bad_freqs),
     "table lengths beyond the array": lambda m: edit_arrays(m, z_freqs=long_table),

@@ -91,7 +91,8 @@ def test_a_crop_is_computed_alone_to_the_same_integers(crop):
         top:bottom, left:right])
 
 
-@pytest.mark.parametrize("threads, crop", [(1, None), (2, (1, 5, 2, 7)), (3, (0, 6, 0, 8))])
+@pytest.mark.parametrize("threads, crop", [(1, None), (2, (1, 5, 2, 7)), (3, (0, 6, 0, 8)),
+                                           (40, (3, 4, 0, 5))])
 def test_the_output_in_parts_is_the_whole_output_cut_along_its_channels(threads, crop):
     rng = np.random.default_rng(threads)
     weights = random_weights(rng, LAYERS, 3)
@@ -104,7 +105,7 @@ def test_the_output_in_parts_is_the_whole_output_cut_along_its_channels(threads,
         assert len(cut) == parts
         run = 6 // parts
         for p, part in enumerate(cut):
-            # A 1x1 last layer computes just the crop: each part is one contiguous array.
+            # A stride-1 last layer computes just the crop: each part is one contiguous array.
             assert part.flags.c_contiguous
             np.testing.assert_array_equal(part, whole[..., p * run:(p + 1) * run])
 
