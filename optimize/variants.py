@@ -344,14 +344,13 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
             # calibration's.
             from aedge.optimize import finetune
 
+            over = "qualities"  # recorded, so that a tune made at the anchors is not reused
             codec, stage = _finetune(
                 out / "int8-decoder", int8, [weights, out / "qat" / "weights.npz"], data_dir,
                 int8_decoder_steps, finetune.MS_SSIM_CROP, batch, decoder_lr, fresh,
                 lambda codec: [], parts=("g_s",),
-                settings={"msssim_weight": int8_msssim_weight, "from": "qat",
-                          "over": "qualities"},
-                loss=lambda codec, x: finetune.decibels(codec, x, int8_msssim_weight,
-                                                        "qualities"))
+                settings={"msssim_weight": int8_msssim_weight, "from": "qat", "over": over},
+                loss=lambda codec, x: finetune.decibels(codec, x, int8_msssim_weight, over))
             tuned_label = (f"{label}; g_s fine-tuned for PSNR + {int8_msssim_weight:g} x "
                            "MS-SSIM, in dB")
             # With QAT's encoder, which the tuned g_s learnt to decode, even where
