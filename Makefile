@@ -16,7 +16,7 @@ BUILD ?= build/quantize
 QUANTIZE_WEIGHTS ?= models/hyper/weights.npz
 NARROW ?= 32,96,128
 
-.PHONY: demo setup setup-runtime test train paper gpu-pack train-keras narrow quantize variants export bench report bench-memory bench-steps bench-variants cards check-arm64 golden clean
+.PHONY: demo setup setup-runtime test train paper gpu-pack train-keras narrow splice quantize variants export bench report bench-memory bench-steps bench-variants cards check-arm64 golden clean
 
 demo: setup-runtime  ## set up, then compress and decompress the sample image
 	mkdir -p $(DEMO)
@@ -105,6 +105,9 @@ quantize: setup  ## build the device model variants (QAT int8, pruned, distilled
 narrow: setup  ## train g_a and g_s narrowed to $(NARROW) channels from the shipped weights, into build/narrow
 	$(VENV)/bin/python -m aedge.optimize.narrow models/hyper/weights.npz --filters $(NARROW) \
 	  --data $(DATA) -o build/narrow
+
+splice: setup  ## put $(BUILD)/aedge.aem's int8-dynamic networks into models/aedge.aem (after make narrow, then make quantize from its weights)
+	$(VENV)/bin/python -m aedge.optimize.splice $(BUILD)/aedge.aem --into models/aedge.aem
 
 # Every variant through the CLI on Kodak: size, sparsity, MACs, rate-distortion, speed, and
 # whether tflite-runtime decodes the same pixels as ai-edge-litert.

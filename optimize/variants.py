@@ -93,13 +93,18 @@ def _data_digest(data_dir):
     return hashlib.sha256(listing.encode()).hexdigest()[:16]
 
 
-def write_variant(path, base, networks, notes, compression=zipfile.ZIP_DEFLATED):
-    """A model file with the base's manifest, tables and identity, and these networks."""
+def write_variant(path, base, networks, notes, compression=zipfile.ZIP_DEFLATED, filters=None):
+    """A model file with the base's manifest, tables and identity, and these networks; with
+    `filters`, the widths of g_a and g_s where they are not the trained model's (make narrow),
+    which its notes then give for every variant in it (report.filters_of)."""
     from aedge import modelfile
 
     manifest = {k: v for k, v in base.manifest.items()
                 if k not in ("format", "format_version")}
     manifest["name"] = notes.pop("name", manifest["name"])
+    if filters is not None:
+        notes["narrowed"] = {"variants": sorted({v for _, v in networks}),
+                             "filters": list(filters)}
     manifest["optimization"] = notes
     modelfile.write(path, manifest, networks, base.arrays, compression)
 
@@ -245,6 +250,13 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = modelfile.read(base_path)
+    with np.load(weights) as saved:
+        widths = arch.widths_in({k: saved[k].shape for k in saved.files if k.startswith("g_a.")})
+    trained_widths = arch.widths(base.manifest.get("training", {}).get("filters",
+                                                                       arch.N_FILTERS))
+    # Narrower weights (make narrow) than the base's: every file below says so, except the
+    # distilled student's, whose own notes give its widths.
+    narrowed = list(widths) if widths != trained_widths else None
 
     def teacher():
         return export.load_codec(weights)
@@ -256,7 +268,7 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
     networks = {**calibrated,
                 **{k: net for k, net in base.networks().items() if k[1] == "float32"}}
     reference = out / "aedge-base.aem"  # what every variant is compared with
-    write_variant(reference, base, networks, dict(CALIBRATED))
+    write_variant(reference, base, networks, dict(CALIBRATED), filters=narrowed)
     summary = {"base": str(base_path), "weights": str(weights), "models": {}}
 
     def record(name, path, notes):
@@ -301,7 +313,7 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         from now on. Returns whether they are."""
         nonlocal networks
         path = out / f"aedge-{file_name}.aem"
-        write_variant(path, base, trained, dict(notes))
+        write_variant(path, base, trained, dict(notes), filters=narrowed)
         record(file_name, path, notes)
         won = nearer_float32(variant, path, plain, name, against, measures)
         if won:
@@ -394,7 +406,8 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         PSNR and MS-SSIM; its file, and aedge-before-<name>.aem; it ships if nearer float32
         on held-out crops, the BD-rates on both summed."""
         before = out / f"aedge-before-{name}.aem"
-        write_variant(before, base, networks, {**chosen, "name": f"{base.name}-before-{name}"})
+        write_variant(before, base, networks, {**chosen, "name": f"{base.name}-before-{name}"},
+                      filters=narrowed)
         start, made_from = equalize(teacher(), images), [weights]
         if lineage:  # the trained codecs above may have learnt on after their networks won
             made_from.append(out / lineage[-1] / "weights.npz")
@@ -460,7 +473,7 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
         # better than deflate (aedge 0.4's 50%-sparse file 39% smaller than the dense one,
         # against 34.5% deflated), at some tens of milliseconds more to open it.
         write_variant(path, base, export.networks(codec, images), dict(notes),
-                      zipfile.ZIP_LZMA)
+                      zipfile.ZIP_LZMA, narrowed)
         record(name, path, notes)
         _log(f"{name}: {reached:.4f} of the convolution weights are zero")
 
@@ -485,7 +498,7 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
 
     shipped = out / "aedge.aem"
     export.write_split(shipped, chosen["name"], networks, lambda path, name, nets: write_variant(
-        path, base, nets, {**chosen, "name": name}))
+        path, base, nets, {**chosen, "name": name}, filters=narrowed))
     record("default", shipped, chosen)
     record("float32", modelfile.float32_path(shipped), {"name": f"{chosen['name']}-float32"})
     (out / "optimize.json").write_text(json.dumps(summary, indent=2))

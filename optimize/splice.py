@@ -1,0 +1,75 @@
+"""One variant's networks from a model file into another of the same identity (make splice).
+
+make quantize from narrowed weights (make narrow) gives a file whose networks are all narrowed,
+its int8 ones only calibrated; the shipped file's int8 networks had 9,200 steps of
+quantization-aware training on the wide model. This puts the narrowed int8-dynamic networks
+(the default, the ones the 120 ms is about) into the shipped file and keeps the rest. Both
+files share the tables, so every file either makes decodes with the other, and the result
+keeps the target's identity; the notes say which variants are narrowed, and to what.
+"""
+import click
+
+
+def splice(source, target, variant):
+    """(manifest, networks, arrays) of `target` with `source`'s `variant` networks."""
+    from aedge import modelfile
+
+    if source.identity != target.identity:
+        raise click.ClickException(
+            f"{source.path} and {target.path} are different models (identity "
+            f"{source.identity.hex()[:16]} against {target.identity.hex()[:16]}): their files "
+            "would not decode with each other's networks")
+    for model in (source, target):
+        if variant not in model.variants:
+            raise click.ClickException(f"{model.path} has no {variant} networks "
+                                       f"(it has {', '.join(model.variants)})")
+    networks = target.networks()
+    networks.update({(p, variant): source.network(p, variant) for p in modelfile.NETWORKS})
+
+    notes = dict(target.manifest.get("optimization", {}))
+    came = source.manifest.get("optimization", {})
+    notes[variant] = came.get(variant, "converted")
+    kept = notes.pop("narrowed", {"variants": [], "filters": None})
+    narrowed = [v for v in kept["variants"] if v != variant]
+    filters = kept["filters"] if narrowed else None
+    if variant in came.get("narrowed", {}).get("variants", ()):
+        if filters is not None and filters != came["narrowed"]["filters"]:
+            raise click.ClickException(
+                f"{target.path}'s {', '.join(narrowed)} networks are narrowed to {filters}, "
+                f"{source.path}'s {variant} ones to {came['narrowed']['filters']}: one file "
+                "gives one set of widths")
+        narrowed.append(variant)
+        filters = came["narrowed"]["filters"]
+    if narrowed:
+        notes["narrowed"] = {"variants": sorted(narrowed), "filters": filters}
+    manifest = {k: v for k, v in target.manifest.items()
+                if k not in ("format", "format_version")}
+    manifest["optimization"] = notes
+    return manifest, networks, target.arrays
+
+
+@click.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option("--into", "target_path", default="models/aedge.aem", show_default=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="The model file whose other networks, tables and notes are kept.")
+@click.option("--variant", default="int8-dynamic", show_default=True,
+              help="Which of SOURCE's networks (g_a, h_a and g_s) to take.")
+@click.option("-o", "--output", "out_path", type=click.Path(dir_okay=False),
+              help="Where to write the result [default: over --into].")
+def main(source, target_path, variant, out_path):
+    """Put SOURCE's VARIANT networks into the model file --into (make splice)."""
+    from aedge import modelfile
+
+    try:
+        source_model, target = modelfile.read(source), modelfile.read(target_path)
+    except modelfile.ModelFileError as e:
+        raise click.ClickException(str(e)) from None
+    manifest, networks, arrays = splice(source_model, target, variant)
+    out = out_path or target_path
+    modelfile.write(out, manifest, networks, arrays)  # atomically: a failure leaves it as it was
+    click.echo(f"wrote {out}: {source}'s {variant} networks, {target_path}'s others")
+
+
+if __name__ == "__main__":
+    main(prog_name="python -m aedge.optimize.splice")
