@@ -92,12 +92,16 @@ def network_stats(model, variant):
 
 def filters_of(model, variant):
     """The channels of g_a's and g_s's stages in a model file's networks of one variant: the
-    trained model's, unless make narrow narrowed them (the manifest's notes say for which)."""
+    trained model's, unless make narrow narrowed them (the manifest's notes say for which) or
+    they are a distilled student's."""
     from aedge.train import architecture as arch
 
-    narrowed = model.manifest.get("optimization", {}).get("narrowed", {})
+    notes = model.manifest.get("optimization", {})
+    narrowed = notes.get("narrowed", {})
     if variant in narrowed.get("variants", ()):
         return arch.widths(narrowed["filters"])
+    if "filters" in notes:  # the distilled student's
+        return arch.widths(notes["filters"])
     return arch.widths(model.manifest.get("training", {}).get("filters", arch.N_FILTERS))
 
 

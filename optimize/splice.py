@@ -29,9 +29,9 @@ def splice(source, target, variant):
     notes = dict(target.manifest.get("optimization", {}))
     came = source.manifest.get("optimization", {})
     notes[variant] = came.get(variant, "converted")
-    kept = notes.pop("narrowed", {"variants": [], "filters": None})
-    narrowed = [v for v in kept["variants"] if v != variant]
-    filters = kept["filters"] if narrowed else None
+    kept = notes.pop("narrowed", {})
+    narrowed = [v for v in kept.get("variants", ()) if v != variant]
+    filters = kept.get("filters") if narrowed else None
     if variant in came.get("narrowed", {}).get("variants", ()):
         if filters is not None and filters != came["narrowed"]["filters"]:
             raise click.ClickException(
@@ -60,14 +60,15 @@ def splice(source, target, variant):
 def main(source, target_path, variant, out_path):
     """Put SOURCE's VARIANT networks into the model file --into (make splice)."""
     from aedge import modelfile
+    from aedge.errors import AedgeError
 
-    try:
-        source_model, target = modelfile.read(source), modelfile.read(target_path)
-    except modelfile.ModelFileError as e:
-        raise click.ClickException(str(e)) from None
-    manifest, networks, arrays = splice(source_model, target, variant)
     out = out_path or target_path
-    modelfile.write(out, manifest, networks, arrays)  # atomically: a failure leaves it as it was
+    try:
+        manifest, networks, arrays = splice(modelfile.read(source), modelfile.read(target_path),
+                                            variant)
+        modelfile.write(out, manifest, networks, arrays)  # atomically: a failure leaves it be
+    except AedgeError as e:  # unreadable files and members, an unwritable output
+        raise click.ClickException(str(e)) from None
     click.echo(f"wrote {out}: {source}'s {variant} networks, {target_path}'s others")
 
 

@@ -109,6 +109,15 @@ def write_variant(path, base, networks, notes, compression=zipfile.ZIP_DEFLATED,
     modelfile.write(path, manifest, networks, base.arrays, compression)
 
 
+def narrowed_widths(weights, base):
+    """The widths of g_a and g_s in WEIGHTS where they are narrower than the base model's
+    (make narrow), else None."""
+    with np.load(weights) as saved:
+        widths = arch.widths_in({k: saved[k].shape for k in saved.files if k.startswith("g_a.")})
+    trained = arch.widths(base.manifest.get("training", {}).get("filters", arch.N_FILTERS))
+    return list(widths) if widths != trained else None
+
+
 def _finetune(stage_dir, codec, made_from, data_dir, steps, crop, batch, lr, fresh, prepare,
               finish=None, extra_loss=None, settings=None, **how):
     """prepare(codec) -> hooks; the fine-tune; finish(codec). made_from: the weights files
@@ -250,13 +259,8 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = modelfile.read(base_path)
-    with np.load(weights) as saved:
-        widths = arch.widths_in({k: saved[k].shape for k in saved.files if k.startswith("g_a.")})
-    trained_widths = arch.widths(base.manifest.get("training", {}).get("filters",
-                                                                       arch.N_FILTERS))
-    # Narrower weights (make narrow) than the base's: every file below says so, except the
-    # distilled student's, whose own notes give its widths.
-    narrowed = list(widths) if widths != trained_widths else None
+    # The student is distilled to widths of its own (its notes' filters), whatever WEIGHTS'.
+    narrowed = narrowed_widths(weights, base)
 
     def teacher():
         return export.load_codec(weights)
@@ -266,7 +270,8 @@ def main(weights, base_path, data_dir, out_dir, qat, dynamic_qat, sparsities, di
     # Every quantized network is made anew; the base's float32 ones stay where it has them (a
     # shipped base does not: export.write_split).
     networks = {**calibrated,
-                **{k: net for k, net in base.networks().items() if k[1] == "float32"}}
+                **{k: net for k, net in base.networks().items()
+                   if k[1] == "float32" and narrowed is None}}
     reference = out / "aedge-base.aem"  # what every variant is compared with
     write_variant(reference, base, networks, dict(CALIBRATED), filters=narrowed)
     summary = {"base": str(base_path), "weights": str(weights), "models": {}}

@@ -480,6 +480,9 @@ def test_every_variant_decodes_every_other(built):
     # The one to ship leaves its float32 networks to a file of their own.
     assert modelfile.read(built / "aedge.aem").variants == ("int8-dynamic", "int8", "int16x8")
     assert modelfile.read(floats).variants == ("float32",)
+    # Made from the shipped weights: nothing in them is narrowed (make narrow's files are).
+    assert not any("narrowed" in modelfile.read(f).manifest["optimization"]
+                   for f in files + [floats])
     codecs = [aedge.load(model=str(f), variant=v) for f in files
               for v in ("int8-dynamic", "int8", "int16x8")] + [aedge.load(model=str(floats))]
     for encoder in codecs:

@@ -1,10 +1,14 @@
 """make splice: one variant's networks from a model file of the same identity into another."""
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
 from aedge import modelfile, registry
 from aedge.optimize import splice
 from aedge.optimize.variants import write_variant
+
+ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +48,11 @@ def test_the_variant_comes_from_the_source_and_the_rest_stays(shipped, tmp_path)
 
 def test_a_wide_variant_spliced_back_is_no_longer_called_narrowed(shipped, tmp_path):
     narrowed = tmp_path / "narrowed.aem"
-    CliRunner().invoke(splice.main, [str(_narrowed_source(shipped, tmp_path / "n.aem")),
-                                     "--into", str(shipped.path), "-o", str(narrowed)])
+    result = CliRunner().invoke(splice.main, [str(_narrowed_source(shipped, tmp_path / "n.aem")),
+                                              "--into", str(shipped.path), "-o", str(narrowed)])
+    assert result.exit_code == 0, result.output
+    assert modelfile.read(narrowed).manifest["optimization"]["narrowed"]["variants"] == [
+        "int8-dynamic"]
     out = tmp_path / "wide.aem"
     result = CliRunner().invoke(splice.main, [str(shipped.path), "--into", str(narrowed),
                                               "-o", str(out)])
@@ -53,6 +60,23 @@ def test_a_wide_variant_spliced_back_is_no_longer_called_narrowed(shipped, tmp_p
     assert "narrowed" not in modelfile.read(out).manifest["optimization"]
     assert modelfile.read(out).network("g_s", "int8-dynamic") == shipped.network(
         "g_s", "int8-dynamic")
+
+
+def test_narrowed_variants_of_one_width_add_up_and_a_wide_one_leaves_the_others(shipped,
+                                                                                 tmp_path):
+    source = _narrowed_source(shipped, tmp_path / "narrow.aem")
+    both = tmp_path / "both.aem"
+    for variant in ("int8", "int8-dynamic"):
+        result = CliRunner().invoke(splice.main, [str(source), "--variant", variant, "--into",
+                                                  str(both if both.exists() else shipped.path),
+                                                  "-o", str(both)])
+        assert result.exit_code == 0, result.output
+    assert modelfile.read(both).manifest["optimization"]["narrowed"] == {
+        "variants": ["int8", "int8-dynamic"], "filters": [32, 96, 128]}
+    result = CliRunner().invoke(splice.main, [str(shipped.path), "--into", str(both)])
+    assert result.exit_code == 0, result.output
+    assert modelfile.read(both).manifest["optimization"]["narrowed"] == {
+        "variants": ["int8"], "filters": [32, 96, 128]}
 
 
 def test_two_widths_in_one_file_are_refused(shipped, tmp_path):
@@ -94,3 +118,33 @@ def test_an_unreadable_file_is_one_line(shipped, tmp_path):
                                               "-o", str(tmp_path / "out.aem")])
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+
+
+def test_a_damaged_network_or_an_unwritable_output_is_one_line(shipped, tmp_path):
+    import zipfile
+    damaged = tmp_path / "damaged.aem"
+    with zipfile.ZipFile(shipped.path) as z, zipfile.ZipFile(damaged, "w") as out:
+        for info in z.infolist():  # stored, so that a byte flipped below breaks the CRC
+            out.writestr(info.filename, z.read(info))
+    with zipfile.ZipFile(damaged) as z:
+        info = z.getinfo("g_s.int8-dynamic.tflite")
+    data = bytearray(damaged.read_bytes())
+    data[info.header_offset + 30 + len(info.filename) + 1000] ^= 0xFF  # its local header: 30
+    damaged.write_bytes(bytes(data))
+    for args in ([str(damaged), "--into", str(shipped.path), "-o", str(tmp_path / "a.aem")],
+                 [str(shipped.path), "--into", str(shipped.path), "-o",
+                  str(tmp_path / "no-such-folder" / "b.aem")]):
+        result = CliRunner().invoke(splice.main, args)
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert not (tmp_path / "a.aem").exists()
+
+
+def test_narrowed_widths_are_those_of_narrower_weights_only(shipped, tmp_path):
+    import numpy as np
+    from aedge.optimize.variants import narrowed_widths
+    assert narrowed_widths(ROOT / "models" / "hyper" / "weights.npz", shipped) is None
+    narrow = tmp_path / "narrow.npz"
+    np.savez(narrow, **{f"g_a.{i}.kernel": np.zeros((5, 5, 3, w), np.float32)
+                        for i, w in enumerate((32, 96, 128))})
+    assert narrowed_widths(narrow, shipped) == [32, 96, 128]
