@@ -50,6 +50,16 @@ def _fit_lines(training):
     return lines + [""]
 
 
+def _narrowed(manifest, variant):
+    """The network variant's widths where make narrow narrowed them (and make splice put them
+    in), else nothing: the architecture line gives the trained model's."""
+    narrowed = manifest.get("optimization", {}).get("narrowed", {})
+    if variant not in narrowed.get("variants", ()):
+        return ""
+    return (f"; g_a and g_s narrowed to {_widths(narrowed['filters'])} channels in the "
+            "trained model's latent space (make narrow)")
+
+
 def card(model, report):
     from aedge.bench import cores_of
 
@@ -77,10 +87,11 @@ def card(model, report):
              + f"; default quality {m['default_quality']}",
              "- Networks (TFLite): int8-dynamic (int8 weights, activations quantized at run "
              "time; the default"
+             + _narrowed(m, "int8-dynamic")
              + "".join(f"; {v}" for v in [m.get("optimization", {}).get("int8-dynamic")] if v)
              + "), full-integer int8 ("
              + m.get("optimization", {}).get("int8", "post-training calibration")
-             + "), float32" + ("" if "float32" in model.variants else
+             + _narrowed(m, "int8") + "), float32" + ("" if "float32" in model.variants else
                                " (in a file of its own, "
                                f"{modelfile.float32_path(model.path).name}: make export, "
                                "make quantize)")

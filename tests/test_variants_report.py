@@ -163,3 +163,18 @@ def test_narrowed_variants_take_their_widths_from_the_manifest():
     assert report.filters_of(model, "int8-dynamic") == (32, 96, 128)
     assert report.filters_of(model, "int8") == (64, 96, 128)
     assert report.filters_of(SimpleNamespace(manifest={}), "int8") == arch.N_FILTERS
+
+
+def test_the_model_card_names_the_narrowed_networks_widths():
+    from dataclasses import replace
+
+    from aedge.optimize import cards
+    model = modelfile.read(registry.default_model())
+    notes = {k: v for k, v in model.manifest.get("optimization", {}).items() if k != "narrowed"}
+    wide = cards.card(replace(model, manifest={**model.manifest, "optimization": notes}), None)
+    assert "narrowed" not in wide
+    narrowed = cards.card(replace(model, manifest={**model.manifest, "optimization": {
+        **notes, "narrowed": {"variants": ["int8-dynamic"], "filters": [32, 96, 128]}}}), None)
+    networks = next(line for line in narrowed.splitlines() if line.startswith("- Networks"))
+    dynamic, rest = networks.split("full-integer int8", 1)
+    assert "g_a and g_s narrowed to 32, 96, 128 channels" in dynamic and "narrowed" not in rest
