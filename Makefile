@@ -100,8 +100,10 @@ quantize: setup  ## build the device model variants (QAT int8, pruned, distilled
 	  --data $(DATA) -o $(BUILD) $(QUANTIZE_FLAGS)
 
 # A narrower g_a and g_s in the shipped model's latent space, for speed (optimize/narrow.py):
-# its three phases took 42 minutes here at 32, 96, 128 channels; a stopped run resumes. Then
-# make quantize QUANTIZE_WEIGHTS=build/narrow/weights.npz builds its model files.
+# its three phases took 30 to 42 minutes here at 32, 96, 128 channels; a stopped run resumes.
+# Then make quantize QUANTIZE_WEIGHTS=build/narrow/weights.npz builds its model files, and
+# make splice puts their int8-dynamic networks into the shipped one (README: the
+# optimization stage gives the three commands that made the shipped default networks).
 narrow: setup  ## train g_a and g_s narrowed to $(NARROW) channels from the shipped weights, into build/narrow
 	$(VENV)/bin/python -m aedge.optimize.narrow models/hyper/weights.npz --filters $(NARROW) \
 	  --data $(DATA) -o build/narrow

@@ -26,6 +26,13 @@ def _narrowed_source(shipped, path, filters=(32, 96, 128)):
     return path
 
 
+def _wide_source(shipped, path):
+    """A file of the shipped model whose notes call nothing narrowed, as make quantize writes
+    the trained model's widths' files."""
+    write_variant(path, shipped, shipped.networks(), {"int8-dynamic": "wide"})
+    return path
+
+
 def test_the_variant_comes_from_the_source_and_the_rest_stays(shipped, tmp_path):
     source = _narrowed_source(shipped, tmp_path / "narrow.aem")
     target = tmp_path / "shipped.aem"
@@ -54,10 +61,12 @@ def test_a_wide_variant_spliced_back_is_no_longer_called_narrowed(shipped, tmp_p
     assert modelfile.read(narrowed).manifest["optimization"]["narrowed"]["variants"] == [
         "int8-dynamic"]
     out = tmp_path / "wide.aem"
-    result = CliRunner().invoke(splice.main, [str(shipped.path), "--into", str(narrowed),
+    wide = _wide_source(shipped, tmp_path / "wide-source.aem")
+    result = CliRunner().invoke(splice.main, [str(wide), "--into", str(narrowed),
                                               "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "narrowed" not in modelfile.read(out).manifest["optimization"]
+    assert modelfile.read(out).manifest["optimization"]["int8-dynamic"] == "wide"
     assert modelfile.read(out).network("g_s", "int8-dynamic") == shipped.network(
         "g_s", "int8-dynamic")
 
@@ -73,7 +82,8 @@ def test_narrowed_variants_of_one_width_add_up_and_a_wide_one_leaves_the_others(
         assert result.exit_code == 0, result.output
     assert modelfile.read(both).manifest["optimization"]["narrowed"] == {
         "variants": ["int8", "int8-dynamic"], "filters": [32, 96, 128]}
-    result = CliRunner().invoke(splice.main, [str(shipped.path), "--into", str(both)])
+    result = CliRunner().invoke(splice.main, [str(_wide_source(shipped, tmp_path / "wide.aem")),
+                                              "--into", str(both)])
     assert result.exit_code == 0, result.output
     assert modelfile.read(both).manifest["optimization"]["narrowed"] == {
         "variants": ["int8"], "filters": [32, 96, 128]}
