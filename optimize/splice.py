@@ -9,11 +9,12 @@ keeps the target's identity; the notes say which variants are narrowed, and to w
 """
 import click
 
+from aedge import modelfile
+from aedge.errors import AedgeError
+
 
 def splice(source, target, variant):
     """(manifest, networks, arrays) of `target` with `source`'s `variant` networks."""
-    from aedge import modelfile
-
     if source.identity != target.identity:
         raise click.ClickException(
             f"{source.path} and {target.path} are different models (identity "
@@ -53,14 +54,12 @@ def splice(source, target, variant):
 @click.option("--into", "target_path", default="models/aedge.aem", show_default=True,
               type=click.Path(exists=True, dir_okay=False),
               help="The model file whose other networks, tables and notes are kept.")
-@click.option("--variant", default="int8-dynamic", show_default=True,
-              help="Which of SOURCE's networks (g_a, h_a and g_s) to take.")
+@click.option("--variant", type=click.Choice(modelfile.VARIANTS), default="int8-dynamic",
+              show_default=True, help="Which of SOURCE's networks (g_a, h_a and g_s) to take.")
 @click.option("-o", "--output", "out_path", type=click.Path(dir_okay=False),
               help="Where to write the result [default: over --into].")
 def main(source, target_path, variant, out_path):
     """Put SOURCE's VARIANT networks into the model file --into (make splice)."""
-    from aedge import modelfile
-    from aedge.errors import AedgeError
 
     out = out_path or target_path
     try:
