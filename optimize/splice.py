@@ -60,7 +60,6 @@ def splice(source, target, variant):
               help="Where to write the result [default: over --into].")
 def main(source, target_path, variant, out_path):
     """Put SOURCE's VARIANT networks into the model file --into (make splice)."""
-
     out = out_path or target_path
     try:
         manifest, networks, arrays = splice(modelfile.read(source), modelfile.read(target_path),
