@@ -51,13 +51,13 @@ def _fit_lines(training):
 
 
 def _narrowed(manifest, variant):
-    """The network variant's widths where make narrow narrowed them (and make splice put them
-    in), else nothing: the architecture line gives the trained model's."""
-    narrowed = manifest.get("optimization", {}).get("narrowed", {})
-    if variant not in narrowed.get("variants", ()):
-        return ""
-    return (f"; g_a and g_s narrowed to {_widths(narrowed['filters'])} channels in the "
-            "trained model's latent space (make narrow)")
+    """The network variant's widths where make narrow narrowed them, else nothing: the
+    architecture line gives the trained model's."""
+    from aedge.optimize.report import narrowed_filters
+
+    filters = narrowed_filters(manifest, variant)
+    return "" if filters is None else (f"; g_a and g_s narrowed to {_widths(filters)} channels "
+                                       "in the trained model's latent space (make narrow)")
 
 
 def card(model, report):

@@ -27,11 +27,15 @@ DEFAULT_QUALITY = 75  # without held-out photos to place it
 EXTRAPOLATED_ANCHORS = 1.5
 
 
+def widths_of(weights):
+    """The widths of g_a and g_s in a weights file (.npz), from its kernels' shapes."""
+    with np.load(weights) as saved:
+        return arch.widths_in({k: saved[k].shape for k in saved.files if k.startswith("g_a.")})
+
+
 def load_codec(weights):
     from aedge.train.model import Codec, build, load_npz
-    with np.load(weights) as saved:
-        filters = arch.widths_in({k: saved[k].shape for k in saved.files if k.startswith("g_a.")})
-    return load_npz(build(Codec(filters=filters)), weights)
+    return load_npz(build(Codec(filters=widths_of(weights))), weights)
 
 
 def calibration_images(data_dir, count=CALIBRATION_CROPS, size=CALIBRATION_SIZE, seed=1):

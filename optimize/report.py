@@ -90,6 +90,13 @@ def network_stats(model, variant):
     return zeros / weights, macs / MEASURE_SIDE ** 2
 
 
+def narrowed_filters(manifest, variant):
+    """The widths make narrow gave a variant's networks (make splice may have put them into a
+    file of wider ones), from the manifest's notes; None where they are not narrowed."""
+    narrowed = manifest.get("optimization", {}).get("narrowed", {})
+    return narrowed["filters"] if variant in narrowed.get("variants", ()) else None
+
+
 def filters_of(model, variant):
     """The channels of g_a's and g_s's stages in a model file's networks of one variant: the
     trained model's, unless make narrow narrowed them (the manifest's notes say for which) or
@@ -97,9 +104,9 @@ def filters_of(model, variant):
     from aedge.train import architecture as arch
 
     notes = model.manifest.get("optimization", {})
-    narrowed = notes.get("narrowed", {})
-    if variant in narrowed.get("variants", ()):
-        return arch.widths(narrowed["filters"])
+    narrowed = narrowed_filters(model.manifest, variant)
+    if narrowed is not None:
+        return arch.widths(narrowed)
     if "filters" in notes:  # the distilled student's
         return arch.widths(notes["filters"])
     return arch.widths(model.manifest.get("training", {}).get("filters", arch.N_FILTERS))

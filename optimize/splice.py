@@ -11,10 +11,11 @@ import click
 
 from aedge import modelfile
 from aedge.errors import AedgeError
+from aedge.optimize.report import narrowed_filters
 
 
 def splice(source, target, variant):
-    """(manifest, networks, arrays) of `target` with `source`'s `variant` networks."""
+    """(networks, notes) of `target` with `source`'s `variant` networks, for write_variant."""
     if source.identity != target.identity:
         raise click.ClickException(
             f"{source.path} and {target.path} are different models (identity "
@@ -33,20 +34,18 @@ def splice(source, target, variant):
     kept = notes.pop("narrowed", {})
     narrowed = [v for v in kept.get("variants", ()) if v != variant]
     filters = kept.get("filters") if narrowed else None
-    if variant in came.get("narrowed", {}).get("variants", ()):
-        if filters is not None and filters != came["narrowed"]["filters"]:
+    incoming = narrowed_filters(source.manifest, variant)
+    if incoming is not None:
+        if filters is not None and filters != incoming:
             raise click.ClickException(
                 f"{target.path}'s {', '.join(narrowed)} networks are narrowed to {filters}, "
-                f"{source.path}'s {variant} ones to {came['narrowed']['filters']}: one file "
-                "gives one set of widths")
+                f"{source.path}'s {variant} ones to {incoming}: one file gives one set of "
+                "widths")
         narrowed.append(variant)
-        filters = came["narrowed"]["filters"]
+        filters = incoming
     if narrowed:
         notes["narrowed"] = {"variants": sorted(narrowed), "filters": filters}
-    manifest = {k: v for k, v in target.manifest.items()
-                if k not in ("format", "format_version")}
-    manifest["optimization"] = notes
-    return manifest, networks, target.arrays
+    return networks, notes
 
 
 @click.command()
@@ -60,11 +59,13 @@ def splice(source, target, variant):
               help="Where to write the result [default: over --into].")
 def main(source, target_path, variant, out_path):
     """Put SOURCE's VARIANT networks into the model file --into (make splice)."""
+    from aedge.optimize.variants import write_variant
+
     out = out_path or target_path
     try:
-        manifest, networks, arrays = splice(modelfile.read(source), modelfile.read(target_path),
-                                            variant)
-        modelfile.write(out, manifest, networks, arrays)  # atomically: a failure leaves it be
+        target = modelfile.read(target_path)
+        networks, notes = splice(modelfile.read(source), target, variant)
+        write_variant(out, target, networks, notes)  # atomically: a failure leaves it be
     except AedgeError as e:  # unreadable files and members, an unwritable output
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {out}: {source}'s {variant} networks, {target_path}'s others")

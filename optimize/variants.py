@@ -112,8 +112,9 @@ def write_variant(path, base, networks, notes, compression=zipfile.ZIP_DEFLATED,
 def narrowed_widths(weights, base):
     """The widths of g_a and g_s in WEIGHTS where they are narrower than the base model's
     (make narrow), else None."""
-    with np.load(weights) as saved:
-        widths = arch.widths_in({k: saved[k].shape for k in saved.files if k.startswith("g_a.")})
+    from aedge.optimize.export import widths_of
+
+    widths = widths_of(weights)
     trained = arch.widths(base.manifest.get("training", {}).get("filters", arch.N_FILTERS))
     return list(widths) if widths != trained else None
 
